@@ -1,0 +1,20 @@
+// The fervid CLI's subcommands. Each registers its options struct (declared once, with
+// defaults and help text) and a callback; main() runs the chosen one.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+namespace fervid::cli {
+
+struct GlobalOptions {
+  int threads = 0;  // 0 = every core
+};
+
+void add_info_command(CLI::App& app, const GlobalOptions& global);
+
+// "14.71 M", "15.29 G": the units people read parameter and MAC counts in.
+std::string human_count(double n);
+
+}  // namespace fervid::cli

@@ -1,0 +1,28 @@
+// fervid: facial expression recognition (MCSA-VGGNet). Thin front-end over libfervid.
+#include <exception>
+#include <iostream>
+
+#include "commands.h"
+#include "fervid/runtime.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"fervid " FERVID_VERSION ": facial expression recognition with MCSA-VGGNet"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("fervid ") + FERVID_VERSION);
+  fervid::cli::GlobalOptions global;
+  app.add_option("--threads", global.threads, "Intra-op threads (0 = every core)")
+      ->check(CLI::NonNegativeNumber);
+  app.parse_complete_callback([&] { fervid::configure_runtime(global.threads); });
+
+  fervid::cli::add_info_command(app, global);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::cerr << "fervid: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
