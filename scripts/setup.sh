@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs fervid's dependencies from Debian's archive when missing (quiet when all is there),
+# then configures and builds. Idempotent: run it again and it only rebuilds what changed.
+#
+#   scripts/setup.sh [--build-dir DIR] [--sanitize undefined|address|address,undefined] [--no-build]
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build_dir="$root/build"
+sanitize=""
+do_build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-dir) build_dir=$(realpath -m "$2"); shift 2 ;;
+    --sanitize) sanitize="$2"; shift 2 ;;
+    --no-build) do_build=0; shift ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+# Every package fervid builds, tests or benchmarks with. libopenblas0-openmp: Debian's libtorch
+# is ~12x slower on small convolutions with the reference BLAS (docs: perf-notes).
+packages=(
+  build-essential cmake ccache git pkg-config
+  libtorch-dev libopenblas0-openmp
+  libopencv-dev opencv-data
+  libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libgtest-dev libbenchmark-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${#missing[@]} package(s): ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${missing[@]}" > /tmp/fervid-apt.log 2>&1 ||
+    { echo "setup: apt-get install failed; see /tmp/fervid-apt.log" >&2; tail -20 /tmp/fervid-apt.log >&2; exit 1; }
+fi
+
+[ "$do_build" -eq 1 ] || exit 0
+
+build_type=Release
+[ -z "$sanitize" ] || build_type=RelWithDebInfo
+jobs=$(nproc)
+cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DFERVID_SANITIZE="$sanitize" > "$build_dir.configure.log" 2>&1 ||
+  { cat "$build_dir.configure.log" >&2; exit 1; }
+echo "setup: building in $build_dir ($jobs jobs)"
+cmake --build "$build_dir" -j "$jobs" 2>&1 | grep -E 'error|warning|Error|Linking CXX executable' || true
+test "${PIPESTATUS[0]}" -eq 0 || { echo "setup: build failed" >&2; exit 1; }

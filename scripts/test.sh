@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Sets up (scripts/setup.sh), builds and runs the whole test suite with ctest.
+# Data-backed tests (ctest label `data`) run when FERVID_DATA points at the shared datasets.
+#
+#   scripts/test.sh [--sanitize undefined|address|address,undefined] [extra ctest args...]
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build_dir="$root/build"
+setup_args=()
+if [ "${1:-}" = "--sanitize" ]; then
+  build_dir="$root/build-sanitize"
+  setup_args=(--sanitize "$2" --build-dir "$build_dir")
+  shift 2
+fi
+bash "$root/scripts/setup.sh" "${setup_args[@]}"
+if [ -n "${FERVID_DATA:-}" ]; then
+  export FERVID_DATA=$(realpath "$FERVID_DATA")
+  echo "test: FERVID_DATA=$FERVID_DATA"
+fi
+# ASan: libtorch's own allocations are not instrumented; leak checking at exit reports
+# libtorch's global state, which is not ours (see README, "Sanitizers").
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:detect_odr_violation=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+cd "$build_dir"
+ctest -j "$(nproc)" --output-on-failure --timeout 900 "$@"

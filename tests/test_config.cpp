@@ -1,0 +1,88 @@
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+#include "fervid/config.h"
+#include "fervid/config_json.h"
+#include "fervid/labels.h"
+
+using namespace fervid;
+
+TEST(Labels, FerOrderAndAliases) {
+  EXPECT_EQ(kExpressionNames[0], "angry");
+  EXPECT_EQ(kExpressionNames[6], "neutral");
+  EXPECT_EQ(expression_index("happy"), 3);
+  EXPECT_EQ(expression_index("Anger"), 0);       // CK+
+  EXPECT_EQ(expression_index("sadness"), 4);     // CK+
+  EXPECT_EQ(expression_index("SURPRISE"), 5);
+  EXPECT_FALSE(expression_index("contempt"));    // dropped, as the paper does
+  EXPECT_FALSE(expression_index("bored"));
+}
+
+TEST(Config, VariantsRoundTripAndFlags) {
+  for (auto v : {Variant::kVgg16, Variant::kM, Variant::kMca, Variant::kMsa, Variant::kMcsa}) {
+    EXPECT_EQ(parse_variant(to_string(v)), v);
+  }
+  EXPECT_THROW(parse_variant("resnet"), std::invalid_argument);
+  EXPECT_FALSE(has_fusion(Variant::kVgg16));
+  EXPECT_TRUE(has_fusion(Variant::kM));
+  EXPECT_TRUE(has_channel_attention(Variant::kMca) && !has_spatial_attention(Variant::kMca));
+  EXPECT_TRUE(has_spatial_attention(Variant::kMsa) && !has_channel_attention(Variant::kMsa));
+  EXPECT_TRUE(has_channel_attention(Variant::kMcsa) && has_spatial_attention(Variant::kMcsa));
+}
+
+TEST(Config, WidthScaling) {
+  EXPECT_EQ(scaled_channels(64, 1.0), 64);
+  EXPECT_EQ(scaled_channels(512, 0.25), 128);
+  EXPECT_EQ(scaled_channels(64, 0.25), 16);
+  EXPECT_EQ(scaled_channels(64, 0.01), 8);  // never below 8
+  EXPECT_EQ(scaled_channels(64, 0.3), 16);  // 19.2 -> nearest multiple of 8
+  ModelConfig c;
+  c.width = 0.5;
+  EXPECT_EQ(c.block_channels(), (std::vector<int>{32, 64, 128, 256, 256}));
+  EXPECT_EQ(c.embedding_dim(), 256);
+}
+
+TEST(Config, ValidateNamesTheField) {
+  ModelConfig c;
+  c.input_size = 50;
+  try {
+    c.validate();
+    FAIL() << "input 50 accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("input_size"), std::string::npos) << e.what();
+  }
+  c.input_size = 16;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+  c.input_size = 64;
+  EXPECT_NO_THROW(c.validate());
+  c.width = 0;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+  c.width = 1;
+  c.spatial_kernel = 4;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+}
+
+TEST(Config, JsonRoundTripAndMismatch) {
+  ModelConfig c;
+  c.variant = Variant::kMsa;
+  c.width = 0.25;
+  c.input_size = 64;
+  const auto back = config_from_json(config_to_json(c));
+  EXPECT_EQ(architecture_mismatch(c, back), "");
+  EXPECT_EQ(back.classes().size(), 7u);
+  auto other = back;
+  other.variant = Variant::kMcsa;
+  EXPECT_NE(architecture_mismatch(c, other).find("variant"), std::string::npos);
+  other = back;
+  other.input_size = 48;
+  EXPECT_NE(architecture_mismatch(c, other).find("input_size"), std::string::npos);
+  auto j = config_to_json(c);
+  j.erase("width");
+  try {
+    config_from_json(j);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'width'"), std::string::npos) << e.what();
+  }
+}
