@@ -14,13 +14,17 @@ if [ "${1:-}" = "--sanitize" ]; then
   shift 2
 fi
 bash "$root/scripts/setup.sh" "${setup_args[@]}"
+label_filter=()
 if [ -n "${FERVID_DATA:-}" ]; then
   export FERVID_DATA=$(realpath "$FERVID_DATA")
   echo "test: FERVID_DATA=$FERVID_DATA"
+else
+  label_filter=(-LE data)
+  echo "test: FERVID_DATA is not set: the tests labelled 'data' are left out (set it to ../shared/data)"
 fi
 # ASan: libtorch's own allocations are not instrumented; leak checking at exit reports
 # libtorch's global state, which is not ours (see README, "Sanitizers").
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:detect_odr_violation=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cd "$build_dir"
-ctest -j "$(nproc)" --output-on-failure --timeout 900 "$@"
+ctest -j "$(nproc)" --output-on-failure --timeout 900 "${label_filter[@]}" "$@"

@@ -1,0 +1,45 @@
+// Dataset readers that need no OpenCV: FER2013 CSV (plain or gzip) and FER+ votes.
+// Readers stream their input and validate every field. An invalid entry is reported with its
+// file, line and field; by default it is skipped and counted in the ReadReport, with
+// `strict` it is a DataError. Structural problems (missing file, wrong header, truncated
+// gzip) are always a DataError.
+#pragma once
+
+#include <string>
+
+#include "fervid/dataset.h"
+
+namespace fervid {
+
+struct ReadOptions {
+  bool strict = false;  // an invalid entry is an error instead of a counted skip
+};
+
+// Kaggle's `emotion,pixels,Usage`: emotion in 0..6, exactly 2,304 gray levels in 0..255,
+// Usage one of Training / PublicTest / PrivateTest. Origins are "path:line".
+Dataset read_fer2013_csv(const std::string& path, const ReadOptions& options = {},
+                         ReadReport* report = nullptr);
+
+// FER+ (`fer2013new.csv`), row-aligned with fer2013.csv: header `Usage,Image name,neutral,
+// happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF`, 10 votes per image.
+struct FerPlusOptions {
+  enum class Labels {
+    kMajority,   // FER+'s rule: after dropping single votes, one class holds > half the votes
+    kPlurality,  // the most-voted class, ties excluded
+  };
+  Labels labels = Labels::kMajority;
+  bool soft_targets = false;  // also fill Dataset::soft_targets with the vote distribution
+};
+
+// Replaces `fer`'s labels with FER+'s. `fer` must be the full FER2013 file as read (35,887
+// rows, none skipped), because FER+ is aligned by row. Rows FER+ dropped (empty image name),
+// rows whose label would be unknown, not-a-face or contempt (not one of our 7 classes) and
+// rows without a label under the chosen rule are removed and counted in `report`.
+void apply_ferplus(Dataset& fer, const std::string& ferplus_csv, const FerPlusOptions& options = {},
+                   ReadReport* report = nullptr);
+
+// The label a FER+ vote row gets (votes in FER+'s column order), or -1 (excluded).
+// Exposed for tests: the rule in one place.
+int ferplus_label(const int votes[10], FerPlusOptions::Labels rule);
+
+}  // namespace fervid
