@@ -46,7 +46,6 @@ fi
 [ "$do_build" -eq 1 ] || exit 0
 
 build_type=Release
-[ -z "$sanitize" ] || build_type=RelWithDebInfo
 jobs=$(nproc)
 cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DFERVID_SANITIZE="$sanitize" > "$build_dir.configure.log" 2>&1 ||
   { cat "$build_dir.configure.log" >&2; exit 1; }

@@ -1,29 +1,12 @@
 // The fervid binary, run as a user would: `info` totals and its errors.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
-namespace {
-struct Result {
-  int status;
-  std::string out;
-};
-Result run(const std::string& args) {
-  const std::string cmd = std::string(FERVID_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return {-1, ""};
-  std::string out;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-}  // namespace
+#include "cli_runner.h"
+
+using fervid::test::run;
 
 TEST(Cli, InfoPaperVgg16Totals) {
   auto r = run("info --variant vgg16 --width 1 --input 224 --json");

@@ -15,6 +15,8 @@
 #include <random>
 #include <vector>
 
+#include "data_dir.h"
+
 namespace fervid::test {
 
 // Every test starts from the same generator state (ncnn-style), so failures reproduce.
@@ -71,17 +73,6 @@ inline std::vector<torch::Tensor> params_of(torch::nn::Module& m) {
   std::vector<torch::Tensor> out;
   for (auto& p : m.parameters()) out.push_back(p);
   return out;
-}
-
-// The shared datasets folder (FERVID_DATA). Tests that call this carry the ctest label `data`;
-// without the variable they fail with this message rather than skip (scripts/test.sh leaves
-// the `data` label out when FERVID_DATA is unset).
-inline std::filesystem::path data_dir() {
-  const char* d = std::getenv("FERVID_DATA");
-  if (!d || !*d) throw std::runtime_error("FERVID_DATA is not set: data-backed tests need ../shared/data");
-  std::filesystem::path p(d);
-  if (!std::filesystem::is_directory(p)) throw std::runtime_error("FERVID_DATA=" + p.string() + " is not a directory");
-  return p;
 }
 
 }  // namespace fervid::test

@@ -14,6 +14,7 @@ namespace fervid {
 
 struct DataCheck {
   size_t samples = 0;
+  size_t subjects = 0;  // distinct subject ids (CK+), 0 when unknown
   // counts[split][class]; class num_classes holds unlabelled samples.
   std::array<std::vector<size_t>, kNumSplits> counts;
   // Exact duplicates (byte-identical images).

@@ -11,7 +11,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "../io/atomic_file.h"
+#include "fervid/atomic_file.h"
 
 namespace fervid {
 
@@ -134,7 +134,7 @@ void save_dataset_cache(const std::string& path, const Dataset& ds, const std::s
                        {"num_classes", ds.num_classes}, {"sections", table}, {"data_bytes", offset}};
   std::string h = header.dump();
   h.resize(align_up(kPreamble + h.size()) - kPreamble, ' ');  // sections start aligned
-  detail::write_file_atomically(path, [&](std::ostream& out) {
+  write_file_atomically(path, [&](std::ostream& out) {
     const uint32_t version = kCacheFormatVersion;
     const uint64_t hs = h.size();
     out.write(kMagic, 8);

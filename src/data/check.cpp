@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 #include <unordered_map>
 
 namespace fervid {
@@ -18,6 +19,11 @@ DataCheck check_dataset(const Dataset& ds) {
   ds.check_consistent();
   DataCheck c;
   c.samples = ds.size();
+  std::set<int32_t> subjects;
+  for (auto s : ds.subjects) {
+    if (s >= 0) subjects.insert(s);
+  }
+  c.subjects = subjects.size();
   for (auto& per_split : c.counts) per_split.assign(static_cast<size_t>(ds.num_classes) + 1, 0);
   const size_t bytes = ds.image_bytes();
   // Group identical images: hash, then confirm byte equality inside a hash bucket.

@@ -1,4 +1,4 @@
-#include "atomic_file.h"
+#include "fervid/atomic_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include <fstream>
 #include <stdexcept>
 
-namespace fervid::detail {
+namespace fervid {
 
 void write_file_atomically(const std::string& path,
                            const std::function<void(std::ostream&)>& write) {
@@ -37,4 +37,8 @@ void write_file_atomically(const std::string& path,
   }
 }
 
-}  // namespace fervid::detail
+void write_file_atomically(const std::string& path, const std::string& bytes) {
+  write_file_atomically(path, [&](std::ostream& out) { out.write(bytes.data(), static_cast<std::streamsize>(bytes.size())); });
+}
+
+}  // namespace fervid

@@ -6,7 +6,7 @@
 #include <map>
 #include <sstream>
 
-#include "atomic_file.h"
+#include "fervid/atomic_file.h"
 
 namespace fervid {
 
@@ -248,7 +248,7 @@ void save_model(const std::string& path, MCSANet& net, const json& metadata) {
   bytes += data;
   put<uint64_t>(bytes, fnv1a(bytes.data(), bytes.size()));
   try {
-    detail::write_file_atomically(path, [&](std::ostream& out) { out.write(bytes.data(), static_cast<long>(bytes.size())); });
+    write_file_atomically(path, bytes);
   } catch (const std::exception& e) {
     throw ModelFileError(std::string("saving model: ") + e.what());
   }

@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] { fervid::configure_runtime(global.threads); });
 
   fervid::cli::add_info_command(app, global);
+  fervid::cli::add_data_command(app, global);
+  std::string command_line = "fervid";
+  for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];
+  fervid::cli::add_train_command(app, global, command_line);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,483 @@
+#include "fervid/trainer.h"
+
+#include <torch/optim.h>
+#include <torch/serialize.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "fervid/atomic_file.h"
+#include "fervid/config_json.h"
+#include "fervid/loader.h"
+#include "fervid/model.h"
+#include "fervid/model_io.h"
+#include "fervid/runtime.h"
+#include "fervid/splits.h"
+
+namespace fervid {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// ---- configuration <-> JSON ------------------------------------------------------------------
+namespace {
+
+json augment_json(const AugmentOptions& a) {
+  return {{"flip_prob", a.flip_prob},     {"max_rotation_deg", a.max_rotation_deg}, {"min_scale", a.min_scale},
+          {"max_scale", a.max_scale},     {"max_shift", a.max_shift},               {"brightness", a.brightness},
+          {"contrast", a.contrast},       {"erase_prob", a.erase_prob},             {"erase_min_area", a.erase_min_area},
+          {"erase_max_area", a.erase_max_area}};
+}
+
+// Reads `key` of `j` into `out` when present; a value of the wrong type names the field.
+template <typename T>
+void read(const json& j, const char* key, T& out, const std::string& prefix = "") {
+  if (!j.contains(key)) return;
+  try {
+    out = j.at(key).get<T>();
+  } catch (const json::exception&) {
+    throw std::invalid_argument("train config: field '" + prefix + key + "' has the wrong type (" + j.at(key).dump() + ")");
+  }
+}
+
+AugmentOptions augment_from(const json& j) {
+  AugmentOptions a;
+  read(j, "flip_prob", a.flip_prob, "augment.");
+  read(j, "max_rotation_deg", a.max_rotation_deg, "augment.");
+  read(j, "min_scale", a.min_scale, "augment.");
+  read(j, "max_scale", a.max_scale, "augment.");
+  read(j, "max_shift", a.max_shift, "augment.");
+  read(j, "brightness", a.brightness, "augment.");
+  read(j, "contrast", a.contrast, "augment.");
+  read(j, "erase_prob", a.erase_prob, "augment.");
+  read(j, "erase_min_area", a.erase_min_area, "augment.");
+  read(j, "erase_max_area", a.erase_max_area, "augment.");
+  return a;
+}
+
+}  // namespace
+
+json to_json(const TrainConfig& c) {
+  const auto& s = c.source;
+  return {{"data", c.data},
+          {"source", {{"format", to_string(s.format)}, {"ferplus", s.ferplus},
+                      {"ferplus_rule", s.ferplus_rule == FerPlusOptions::Labels::kPlurality ? "plurality" : "majority"},
+                      {"soft_targets", s.soft_targets}, {"strict", s.strict}, {"size", s.size},
+                      {"drop_contempt", s.drop_contempt}, {"align", s.align}}},
+          {"train_split", c.train_split}, {"val_split", c.val_split}, {"val_fraction", c.val_fraction},
+          {"folds", c.folds}, {"fold", c.fold}, {"max_train_samples", c.max_train_samples},
+          {"model", config_to_json(c.model)},
+          {"loss", {{"label_smoothing", c.loss.label_smoothing}, {"lambda_c", c.loss.lambda_c},
+                    {"center_alpha", c.loss.center_alpha}, {"gamma", c.loss.gamma}, {"form", to_string(c.loss.form)}}},
+          {"init_from", c.init_from},
+          {"optimizer", c.optimizer}, {"lr", c.lr}, {"momentum", c.momentum}, {"weight_decay", c.weight_decay},
+          {"batch_size", c.batch_size}, {"epochs", c.epochs}, {"minutes", c.minutes}, {"schedule", c.schedule},
+          {"lr_decay", c.lr_decay}, {"step_every", c.step_every}, {"step_gamma", c.step_gamma},
+          {"warmup_epochs", c.warmup_epochs}, {"augment", augment_json(c.augment)}, {"seed", c.seed},
+          {"threads", c.threads}, {"run_dir", c.run_dir}};
+}
+
+TrainConfig train_config_from_json(const json& j) {
+  TrainConfig c;
+  read(j, "data", c.data);
+  if (j.contains("source")) {
+    const auto& s = j.at("source");
+    std::string format = "auto", rule = "majority";
+    read(s, "format", format, "source.");
+    c.source.format = parse_source_format(format);
+    read(s, "ferplus", c.source.ferplus, "source.");
+    read(s, "ferplus_rule", rule, "source.");
+    if (rule != "majority" && rule != "plurality") throw std::invalid_argument("train config: field 'source.ferplus_rule' is '" + rule + "'");
+    c.source.ferplus_rule = rule == "plurality" ? FerPlusOptions::Labels::kPlurality : FerPlusOptions::Labels::kMajority;
+    read(s, "soft_targets", c.source.soft_targets, "source.");
+    read(s, "strict", c.source.strict, "source.");
+    read(s, "size", c.source.size, "source.");
+    read(s, "drop_contempt", c.source.drop_contempt, "source.");
+    read(s, "align", c.source.align, "source.");
+  }
+  read(j, "train_split", c.train_split);
+  read(j, "val_split", c.val_split);
+  read(j, "val_fraction", c.val_fraction);
+  read(j, "folds", c.folds);
+  read(j, "fold", c.fold);
+  read(j, "max_train_samples", c.max_train_samples);
+  if (j.contains("model")) c.model = config_from_json(j.at("model"));
+  if (j.contains("loss")) {
+    const auto& l = j.at("loss");
+    read(l, "label_smoothing", c.loss.label_smoothing, "loss.");
+    read(l, "lambda_c", c.loss.lambda_c, "loss.");
+    read(l, "center_alpha", c.loss.center_alpha, "loss.");
+    read(l, "gamma", c.loss.gamma, "loss.");
+    std::string form = "island";
+    read(l, "form", form, "loss.");
+    c.loss.form = parse_separation_form(form);
+  }
+  read(j, "init_from", c.init_from);
+  read(j, "optimizer", c.optimizer);
+  read(j, "lr", c.lr);
+  read(j, "momentum", c.momentum);
+  read(j, "weight_decay", c.weight_decay);
+  read(j, "batch_size", c.batch_size);
+  read(j, "epochs", c.epochs);
+  read(j, "minutes", c.minutes);
+  read(j, "schedule", c.schedule);
+  read(j, "lr_decay", c.lr_decay);
+  read(j, "step_every", c.step_every);
+  read(j, "step_gamma", c.step_gamma);
+  read(j, "warmup_epochs", c.warmup_epochs);
+  if (j.contains("augment")) c.augment = augment_from(j.at("augment"));
+  read(j, "seed", c.seed);
+  read(j, "threads", c.threads);
+  read(j, "run_dir", c.run_dir);
+  return c;
+}
+
+json to_json(const EpochMetrics& m) {
+  return {{"epoch", m.epoch},
+          {"lr", m.lr},
+          {"train_loss", m.train_loss},
+          {"train_ce", m.train_ce},
+          {"train_center", m.train_center},
+          {"train_separation", m.train_separation},
+          {"train_accuracy", m.train_accuracy},
+          {"val_loss", m.val_loss},
+          {"val_accuracy", m.val_accuracy},
+          {"seconds", m.seconds},
+          {"images_per_second", m.images_per_second},
+          {"best", m.best}};
+}
+
+// ---- the run -----------------------------------------------------------------------------------
+namespace {
+
+EpochMetrics metrics_from(const json& j) {
+  EpochMetrics m;
+  m.epoch = j.at("epoch");
+  m.lr = j.at("lr");
+  m.train_loss = j.at("train_loss");
+  m.train_ce = j.at("train_ce");
+  m.train_center = j.at("train_center");
+  m.train_separation = j.at("train_separation");
+  m.train_accuracy = j.at("train_accuracy");
+  m.val_loss = j.at("val_loss");
+  m.val_accuracy = j.at("val_accuracy");
+  m.seconds = j.at("seconds");
+  m.images_per_second = j.at("images_per_second");
+  m.best = j.at("best");
+  return m;
+}
+
+void validate(const TrainConfig& c) {
+  auto bad = [](const std::string& field, const std::string& why) {
+    throw std::invalid_argument("train config: field '" + field + "' " + why);
+  };
+  if (c.data.empty()) bad("data", "is empty: give a dataset (FER2013 CSV, image folder, CK+)");
+  if (c.run_dir.empty()) bad("run_dir", "is empty");
+  if (c.optimizer != "sgd" && c.optimizer != "adamw") bad("optimizer", "is '" + c.optimizer + "', expected sgd or adamw");
+  if (c.schedule != "exp" && c.schedule != "cosine" && c.schedule != "step") bad("schedule", "is '" + c.schedule + "', expected exp, cosine or step");
+  if (!(c.lr > 0)) bad("lr", "must be > 0");
+  if (c.batch_size < 1) bad("batch_size", "must be >= 1");
+  if (c.epochs < 1) bad("epochs", "must be >= 1");
+  if (c.folds == 1 || c.folds < 0) bad("folds", "must be 0 (off) or >= 2");
+  if (c.folds > 0 && (c.fold < 0 || c.fold >= c.folds)) bad("fold", "must lie in [0, folds)");
+  if (c.val_fraction < 0 || c.val_fraction >= 1) bad("val_fraction", "must lie in [0, 1)");
+  c.model.validate();
+}
+
+double lr_at(const TrainConfig& c, int epoch) {
+  double factor = 1.0;
+  if (c.schedule == "exp") {
+    factor = std::pow(c.lr_decay, epoch);
+  } else if (c.schedule == "step") {
+    factor = std::pow(c.step_gamma, epoch / std::max(1, c.step_every));
+  } else {  // cosine over the epochs after warm-up
+    const double span = std::max(1, c.epochs - c.warmup_epochs);
+    const double t = std::max(0, epoch - c.warmup_epochs);
+    factor = 0.5 * (1.0 + std::cos(3.14159265358979323846 * t / span));
+  }
+  if (c.warmup_epochs > 0 && epoch < c.warmup_epochs) factor *= static_cast<double>(epoch + 1) / (c.warmup_epochs + 1);
+  return c.lr * factor;
+}
+
+struct Split2 {
+  std::vector<size_t> train, val;
+};
+
+Split2 make_splits(const TrainConfig& c, const Dataset& ds) {
+  Split2 s;
+  auto of_split = [&](const std::string& name) {
+    if (name == "all") {
+      std::vector<size_t> all(ds.size());
+      for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+      return all;
+    }
+    const auto split = parse_split(name);
+    if (!split) throw std::invalid_argument("train config: unknown split '" + name + "'");
+    return ds.indices(*split);
+  };
+  if (c.folds > 0) {
+    const auto folds = subject_kfold(ds, c.folds, c.seed);
+    for (int f = 0; f < c.folds; ++f) {
+      auto& dst = f == c.fold ? s.val : s.train;
+      dst.insert(dst.end(), folds[static_cast<size_t>(f)].begin(), folds[static_cast<size_t>(f)].end());
+    }
+  } else if (c.val_fraction > 0) {
+    const auto pool = of_split(c.train_split);
+    const auto sub = ds.subset(pool);
+    auto [tr, va] = random_split(sub, c.val_fraction, c.seed);
+    for (auto i : tr) s.train.push_back(pool[i]);
+    for (auto i : va) s.val.push_back(pool[i]);
+  } else {
+    s.train = of_split(c.train_split);
+    s.val = of_split(c.val_split);
+  }
+  std::sort(s.train.begin(), s.train.end());
+  if (c.max_train_samples > 0 && s.train.size() > c.max_train_samples) {
+    seeded_shuffle(s.train, c.seed ^ 0x5eedu);
+    s.train.resize(c.max_train_samples);
+    std::sort(s.train.begin(), s.train.end());
+  }
+  if (s.train.empty()) throw std::invalid_argument("train: no training samples in split '" + c.train_split + "'");
+  return s;
+}
+
+std::pair<double, double> evaluate_split(MCSANet& net, const Dataset& ds, const std::vector<size_t>& idx,
+                                         const TrainConfig& c) {
+  if (idx.empty()) return {0.0, 0.0};
+  LoaderOptions lo;
+  lo.batch_size = 256;
+  lo.shuffle = false;
+  lo.input_size = c.model.input_size;
+  lo.norm_mean = c.model.norm_mean;
+  lo.norm_std = c.model.norm_std;
+  BatchLoader loader(ds, idx, lo);
+  loader.start_epoch(0);
+  net->eval();
+  torch::NoGradGuard no_grad;
+  double loss = 0;
+  int64_t correct = 0;
+  while (auto b = loader.next()) {
+    auto out = net->forward(b->images);
+    loss += cross_entropy(out.logits, b->labels).item<double>() * static_cast<double>(b->labels.size(0));
+    correct += out.logits.argmax(1).eq(b->labels).sum().item<int64_t>();
+  }
+  return {loss / static_cast<double>(idx.size()), static_cast<double>(correct) / static_cast<double>(idx.size())};
+}
+
+void write_json_atomically(const std::string& path, const json& j) { write_file_atomically(path, j.dump(2) + "\n"); }
+
+// One training run: the state that a checkpoint holds.
+class Run {
+ public:
+  Run(TrainConfig config, std::string command) : c_(std::move(config)), command_(std::move(command)) {
+    validate(c_);
+    configure_runtime(c_.threads);
+    auto src_opts = c_.source;
+    src_opts.use_cache = true;
+    if (src_opts.size != c_.model.input_size && src_opts.format != SourceFormat::kFer2013) src_opts.size = c_.model.input_size;
+    auto opened = open_data_source(c_.data, src_opts);
+    data_ = std::move(opened.data);
+    data_key_ = opened.cache_key;
+    splits_ = make_splits(c_, data_);
+    torch::manual_seed(c_.seed);
+    net_ = MCSANet(c_.model);
+    if (!c_.init_from.empty()) load_weights(c_.init_from, net_);
+    loss_ = FerLoss(c_.loss, c_.model.num_classes(), c_.model.embedding_dim());
+    if (c_.optimizer == "sgd") {
+      opt_ = std::make_unique<torch::optim::SGD>(
+          net_->parameters(), torch::optim::SGDOptions(c_.lr).momentum(c_.momentum).weight_decay(c_.weight_decay));
+    } else {
+      opt_ = std::make_unique<torch::optim::AdamW>(net_->parameters(),
+                                                   torch::optim::AdamWOptions(c_.lr).weight_decay(c_.weight_decay));
+    }
+  }
+
+  void start_fresh() {
+    std::error_code ec;
+    if (fs::exists(fs::path(c_.run_dir) / "checkpoint.json", ec)) {
+      throw std::invalid_argument("train: " + c_.run_dir + " already holds a run; use --resume " + c_.run_dir +
+                                  " or another --out");
+    }
+    fs::create_directories(c_.run_dir);
+    write_json_atomically(c_.run_dir + "/config.json", to_json(c_));
+    write_file_atomically(c_.run_dir + "/command.txt", command_ + "\n");
+  }
+
+  void restore() {
+    const auto pointer = read_json(c_.run_dir + "/checkpoint.json");
+    const std::string dir = c_.run_dir + "/" + pointer.at("dir").get<std::string>();
+    load_weights(dir + "/model.fervid", net_);
+    torch::load(*opt_, dir + "/optimizer.pt");
+    torch::load(loss_, dir + "/loss.pt");
+    next_epoch_ = pointer.at("epoch").get<int>() + 1;
+    elapsed_ = pointer.at("elapsed_seconds").get<double>();
+    best_ = pointer.at("best_val_accuracy").get<double>();
+    best_epoch_ = pointer.at("best_epoch").get<int>();
+    for (const auto& m : pointer.at("history")) history_.push_back(metrics_from(m));
+  }
+
+  TrainResult run(const TrainCallbacks& cb) {
+    LoaderOptions lo;
+    lo.batch_size = c_.batch_size;
+    lo.shuffle = true;
+    lo.drop_last = c_.batch_size > 1 && splits_.train.size() > static_cast<size_t>(c_.batch_size);
+    lo.seed = c_.seed;
+    lo.augment = c_.augment;
+    lo.input_size = c_.model.input_size;
+    lo.norm_mean = c_.model.norm_mean;
+    lo.norm_std = c_.model.norm_std;
+    BatchLoader loader(data_, splits_.train, lo);
+    TrainResult result;
+    for (int epoch = next_epoch_; epoch < c_.epochs; ++epoch) {
+      if (c_.minutes > 0 && elapsed_ >= c_.minutes * 60) {
+        result.stopped_early = true;
+        break;
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      const double lr = lr_at(c_, epoch);
+      for (auto& group : opt_->param_groups()) group.options().set_lr(lr);
+      torch::manual_seed(c_.seed * 1000003u + static_cast<uint64_t>(epoch));  // dropout draws
+      net_->train();
+      loader.start_epoch(epoch);
+      double sum_loss = 0, sum_ce = 0, sum_center = 0, sum_sep = 0;
+      int64_t correct = 0, seen = 0;
+      const int64_t batches = loader.batches_per_epoch();
+      while (auto b = loader.next()) {
+        auto out = net_->forward(b->images);
+        auto parts = loss_->forward(out.logits, out.embedding, b->labels, b->soft_targets);
+        opt_->zero_grad();
+        if (loss_->centers.grad().defined()) loss_->centers.mutable_grad().zero_();
+        parts.total.backward();
+        opt_->step();
+        loss_->update_centers(out.embedding, b->labels);
+        const auto n = b->labels.size(0);
+        seen += n;
+        sum_loss += parts.total.item<double>() * static_cast<double>(n);
+        sum_ce += parts.ce.item<double>() * static_cast<double>(n);
+        sum_center += parts.center.item<double>() * static_cast<double>(n);
+        sum_sep += parts.separation.item<double>() * static_cast<double>(n);
+        correct += out.logits.argmax(1).eq(b->labels).sum().item<int64_t>();
+        if (cb.progress && (b->index % 10 == 0 || b->index + 1 == batches)) {
+          const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          const double rate = static_cast<double>(seen) / std::max(secs, 1e-9);
+          const double epoch_left = static_cast<double>((batches - b->index - 1) * c_.batch_size) / rate;
+          const double per_epoch = static_cast<double>(batches * c_.batch_size) / rate;
+          double left = epoch_left + per_epoch * (c_.epochs - epoch - 1);
+          if (c_.minutes > 0) left = std::min(left, std::max(0.0, c_.minutes * 60 - elapsed_ - secs));
+          cb.progress(epoch, b->index + 1, batches, sum_loss / static_cast<double>(seen),
+                      static_cast<double>(correct) / static_cast<double>(seen), rate, left);
+        }
+      }
+      const double train_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      EpochMetrics m;
+      m.epoch = epoch;
+      m.lr = lr;
+      m.train_loss = sum_loss / static_cast<double>(seen);
+      m.train_ce = sum_ce / static_cast<double>(seen);
+      m.train_center = sum_center / static_cast<double>(seen);
+      m.train_separation = sum_sep / static_cast<double>(seen);
+      m.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
+      std::tie(m.val_loss, m.val_accuracy) = evaluate_split(net_, data_, splits_.val, c_);
+      m.images_per_second = static_cast<double>(seen) / std::max(train_secs, 1e-9);
+      m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      elapsed_ += m.seconds;
+      if (!splits_.val.empty() && (best_epoch_ < 0 || m.val_accuracy > best_)) {
+        best_ = m.val_accuracy;
+        best_epoch_ = epoch;
+        m.best = true;
+        save_model(c_.run_dir + "/best.fervid", net_, metadata(epoch, m));
+      }
+      history_.push_back(m);
+      checkpoint(epoch, m);
+      if (cb.epoch_end) cb.epoch_end(history_);
+    }
+    result.epochs = history_;
+    result.best_epoch = best_epoch_;
+    result.best_val_accuracy = best_;
+    return result;
+  }
+
+ private:
+  static json read_json(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error("cannot read " + path);
+    try {
+      return json::parse(in);
+    } catch (const json::exception& e) {
+      throw std::runtime_error(path + ": " + e.what());
+    }
+  }
+
+  json metadata(int epoch, const EpochMetrics& m) const {
+    return {{"trained_by", "fervid train"}, {"command", command_}, {"epoch", epoch},
+            {"val_split", c_.folds > 0 ? "fold " + std::to_string(c_.fold) : c_.val_fraction > 0 ? "random fraction" : c_.val_split},
+            {"val_accuracy", m.val_accuracy}, {"data", c_.data}, {"data_key", data_key_}, {"seed", c_.seed},
+            {"train_config", to_json(c_)}};
+  }
+
+  // A checkpoint is a folder written completely, then published by renaming checkpoint.json.
+  void checkpoint(int epoch, const EpochMetrics& m) {
+    const std::string name = "checkpoint-" + std::to_string(epoch);
+    const std::string dir = c_.run_dir + "/" + name;
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    save_model(dir + "/model.fervid", net_, metadata(epoch, m));
+    torch::save(*opt_, dir + "/optimizer.pt");
+    torch::save(loss_, dir + "/loss.pt");
+    json history = json::array();
+    std::string lines;
+    for (const auto& h : history_) {
+      history.push_back(to_json(h));
+      lines += to_json(h).dump() + "\n";
+    }
+    write_json_atomically(c_.run_dir + "/checkpoint.json",
+                          {{"dir", name}, {"epoch", epoch}, {"elapsed_seconds", elapsed_}, {"best_val_accuracy", best_},
+                           {"best_epoch", best_epoch_}, {"history", history}});
+    write_file_atomically(c_.run_dir + "/metrics.jsonl", lines);
+    save_model(c_.run_dir + "/last.fervid", net_, metadata(epoch, m));
+    // The previous checkpoint is no longer referenced.
+    for (const auto& e : fs::directory_iterator(c_.run_dir)) {
+      const auto f = e.path().filename().string();
+      if (f.rfind("checkpoint-", 0) == 0 && f != name) fs::remove_all(e.path());
+    }
+  }
+
+  TrainConfig c_;
+  std::string command_;
+  Dataset data_;
+  std::string data_key_;
+  Split2 splits_;
+  MCSANet net_{nullptr};
+  FerLoss loss_{nullptr};
+  std::unique_ptr<torch::optim::Optimizer> opt_;
+  int next_epoch_ = 0;
+  double elapsed_ = 0, best_ = 0;
+  int best_epoch_ = -1;
+  std::vector<EpochMetrics> history_;
+};
+
+}  // namespace
+
+TrainResult train(const TrainConfig& config, const std::string& command_line, const TrainCallbacks& callbacks) {
+  Run run(config, command_line);
+  run.start_fresh();
+  return run.run(callbacks);
+}
+
+TrainResult resume_training(const std::string& run_dir, const TrainCallbacks& callbacks) {
+  std::ifstream in(run_dir + "/config.json");
+  if (!in) throw std::invalid_argument("resume: " + run_dir + " holds no run (config.json missing)");
+  auto config = train_config_from_json(json::parse(in));
+  config.run_dir = run_dir;
+  std::ifstream cmd(run_dir + "/command.txt");
+  std::string command;
+  std::getline(cmd, command);
+  Run run(config, command);
+  std::error_code ec;
+  if (fs::exists(run_dir + "/checkpoint.json", ec)) run.restore();
+  return run.run(callbacks);
+}
+
+}  // namespace fervid

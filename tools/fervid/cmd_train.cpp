@@ -1,0 +1,197 @@
+// fervid train: options from flags or a JSON config (flags win), a new run or --resume.
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include "commands.h"
+#include "fervid/trainer.h"
+#include "progress.h"
+#ifdef FERVID_WITH_OPENCV
+#include "fervid/plot.h"
+#endif
+
+namespace fervid::cli {
+
+namespace {
+
+struct TrainFlags {
+  std::string config_file, resume;
+  std::string data, format = "auto", ferplus, ferplus_rule = "majority";
+  bool soft_targets = false;
+  std::string train_split = "Training", val_split = "PublicTest";
+  double val_fraction = 0;
+  int folds = 0, fold = 0;
+  size_t max_train_samples = 0;
+  std::string variant = "mcsa", multiscale = "auto";
+  double width = 0.25, dropout = 0.5;
+  int input = 48, reduction = 16;
+  double lambda_c = 0, gamma = 0, label_smoothing = 0, center_alpha = 0.5;
+  std::string form = "island", init_from;
+  std::string optimizer = "sgd", schedule = "exp";
+  double lr = 0.01, momentum = 0.9, weight_decay = 5e-4, lr_decay = 0.9, step_gamma = 0.1, minutes = 0;
+  int batch = 32, epochs = 30, step_every = 10, warmup = 0;
+  bool no_augment = false;
+  double erase = 0, rotation = 10;
+  uint64_t seed = 1;
+  std::string out;
+};
+
+// Copies every flag the user gave onto `c` (flags override the config file).
+void apply_flags(const TrainFlags& f, CLI::App* cmd, TrainConfig& c) {
+  auto given = [&](const char* name) { return cmd->count(name) > 0; };
+  if (given("--data")) c.data = f.data;
+  if (given("--format")) c.source.format = parse_source_format(f.format);
+  if (given("--ferplus")) c.source.ferplus = f.ferplus;
+  if (given("--ferplus-rule")) c.source.ferplus_rule = f.ferplus_rule == "plurality" ? FerPlusOptions::Labels::kPlurality : FerPlusOptions::Labels::kMajority;
+  if (given("--soft-targets")) c.source.soft_targets = f.soft_targets;
+  if (given("--train-split")) c.train_split = f.train_split;
+  if (given("--val-split")) c.val_split = f.val_split;
+  if (given("--val-fraction")) c.val_fraction = f.val_fraction;
+  if (given("--folds")) c.folds = f.folds;
+  if (given("--fold")) c.fold = f.fold;
+  if (given("--max-train-samples")) c.max_train_samples = f.max_train_samples;
+  if (given("--variant")) c.model.variant = parse_variant(f.variant);
+  if (given("--width")) c.model.width = f.width;
+  if (given("--input")) c.model.input_size = f.input;
+  if (given("--multiscale")) c.model.multiscale = f.multiscale == "auto" ? -1 : f.multiscale == "on" ? 1 : 0;
+  if (given("--reduction")) c.model.se_reduction = f.reduction;
+  if (given("--dropout")) c.model.dropout = f.dropout;
+  if (given("--lambda-c")) c.loss.lambda_c = f.lambda_c;
+  if (given("--gamma")) c.loss.gamma = f.gamma;
+  if (given("--separation")) c.loss.form = parse_separation_form(f.form);
+  if (given("--label-smoothing")) c.loss.label_smoothing = f.label_smoothing;
+  if (given("--center-alpha")) c.loss.center_alpha = f.center_alpha;
+  if (given("--init-from")) c.init_from = f.init_from;
+  if (given("--optimizer")) c.optimizer = f.optimizer;
+  if (given("--schedule")) c.schedule = f.schedule;
+  if (given("--lr")) c.lr = f.lr;
+  if (given("--momentum")) c.momentum = f.momentum;
+  if (given("--weight-decay")) c.weight_decay = f.weight_decay;
+  if (given("--lr-decay")) c.lr_decay = f.lr_decay;
+  if (given("--step-every")) c.step_every = f.step_every;
+  if (given("--step-gamma")) c.step_gamma = f.step_gamma;
+  if (given("--warmup")) c.warmup_epochs = f.warmup;
+  if (given("--minutes")) c.minutes = f.minutes;
+  if (given("--batch")) c.batch_size = f.batch;
+  if (given("--epochs")) c.epochs = f.epochs;
+  if (given("--no-augment")) c.augment = AugmentOptions::none();
+  if (given("--erase")) c.augment.erase_prob = f.erase;
+  if (given("--rotation")) c.augment.max_rotation_deg = f.rotation;
+  if (given("--seed")) c.seed = f.seed;
+  if (given("--out")) c.run_dir = f.out;
+}
+
+TrainCallbacks console_callbacks(const std::string& run_dir, std::shared_ptr<ProgressLine> line, int epochs) {
+  TrainCallbacks cb;
+  cb.progress = [line, epochs](int epoch, int64_t b, int64_t n, double loss, double acc, double rate, double left) {
+    line->show(fmt::format("epoch {}/{} [{}/{}] loss {:.4f} acc {:.1f}% {:.0f} img/s, {} left", epoch + 1, epochs, b, n,
+                           loss, 100 * acc, rate, format_duration(left)));
+  };
+  cb.epoch_end = [line, run_dir](const std::vector<EpochMetrics>& h) {
+    const auto& m = h.back();
+    line->show(fmt::format("epoch {}: train loss {:.4f} acc {:.2f}% | val loss {:.4f} acc {:.2f}%{} | lr {:.3g} | {:.0f} s, {:.0f} img/s",
+                           m.epoch + 1, m.train_loss, 100 * m.train_accuracy, m.val_loss, 100 * m.val_accuracy,
+                           m.best ? " (best)" : "", m.lr, m.seconds, m.images_per_second),
+               /*force=*/true);
+    line->finish();
+#ifdef FERVID_WITH_OPENCV
+    write_training_curves(run_dir + "/curves.png", h);
+#endif
+  };
+  return cb;
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, const GlobalOptions& global, const std::string& command_line) {
+  auto f = std::make_shared<TrainFlags>();
+  auto* cmd = app.add_subcommand("train", "Train a network of the MCSA-VGGNet family (checkpoints, resume, curves)");
+  cmd->add_option("--config", f->config_file, "JSON training config (a run's config.json works); flags override it");
+  cmd->add_option("--resume", f->resume, "Continue the run in this folder from its last checkpoint");
+  cmd->add_option("--out", f->out, "Run folder to create");
+  auto* data = "Data";
+  cmd->add_option("--data", f->data, "FER2013 CSV, image folder, CK+48, CK+ or photo folder")->group(data);
+  cmd->add_option("--format", f->format, "auto | fer2013 | folder | ckplus48 | ckplus | photos")->group(data);
+  cmd->add_option("--ferplus", f->ferplus, "FER+ votes file: train on FER+ labels")->group(data);
+  cmd->add_option("--ferplus-rule", f->ferplus_rule, "majority | plurality")->group(data);
+  cmd->add_flag("--soft-targets", f->soft_targets, "FER+ vote distributions as soft targets")->group(data);
+  cmd->add_option("--train-split", f->train_split, "Training | PublicTest | PrivateTest | all")->group(data);
+  cmd->add_option("--val-split", f->val_split, "Validation split (checkpoint choice)")->group(data);
+  cmd->add_option("--val-fraction", f->val_fraction, "Seeded random validation fraction instead of a split")->group(data);
+  cmd->add_option("--folds", f->folds, "Subject-independent folds (CK+); with --fold")->group(data);
+  cmd->add_option("--fold", f->fold, "Which fold validates")->group(data);
+  cmd->add_option("--max-train-samples", f->max_train_samples, "Seeded subset of the training samples")->group(data);
+  auto* model = "Model";
+  cmd->add_option("--variant", f->variant, "vgg16 | m | mca | msa | mcsa")->group(model)->capture_default_str();
+  cmd->add_option("--width", f->width, "Width multiplier")->group(model)->capture_default_str();
+  cmd->add_option("--input", f->input, "Input side")->group(model)->capture_default_str();
+  cmd->add_option("--multiscale", f->multiscale, "auto | on | off")->group(model);
+  cmd->add_option("--reduction", f->reduction, "SE reduction r")->group(model);
+  cmd->add_option("--dropout", f->dropout, "Dropout before FC-7")->group(model);
+  cmd->add_option("--init-from", f->init_from, "Model file to fine-tune from")->group(model);
+  auto* loss = "Loss";
+  cmd->add_option("--lambda-c", f->lambda_c, "Center-loss weight")->group(loss);
+  cmd->add_option("--gamma", f->gamma, "Separation-loss weight")->group(loss);
+  cmd->add_option("--separation", f->form, "island | dda")->group(loss);
+  cmd->add_option("--label-smoothing", f->label_smoothing, "Label smoothing")->group(loss);
+  cmd->add_option("--center-alpha", f->center_alpha, "Center update rate")->group(loss);
+  auto* optim = "Optimisation";
+  cmd->add_option("--optimizer", f->optimizer, "sgd | adamw")->group(optim);
+  cmd->add_option("--lr", f->lr, "Initial learning rate")->group(optim);
+  cmd->add_option("--momentum", f->momentum, "SGD momentum")->group(optim);
+  cmd->add_option("--weight-decay", f->weight_decay, "Weight decay")->group(optim);
+  cmd->add_option("--schedule", f->schedule, "exp | cosine | step")->group(optim);
+  cmd->add_option("--lr-decay", f->lr_decay, "exp: factor per epoch")->group(optim);
+  cmd->add_option("--step-every", f->step_every, "step: epochs per step")->group(optim);
+  cmd->add_option("--step-gamma", f->step_gamma, "step: factor")->group(optim);
+  cmd->add_option("--warmup", f->warmup, "Warm-up epochs")->group(optim);
+  cmd->add_option("--batch", f->batch, "Batch size")->group(optim);
+  cmd->add_option("--epochs", f->epochs, "Epochs")->group(optim);
+  cmd->add_option("--minutes", f->minutes, "Stop after the epoch that passes this many minutes")->group(optim);
+  cmd->add_flag("--no-augment", f->no_augment, "Train without augmentation")->group(optim);
+  cmd->add_option("--erase", f->erase, "Random-erasing probability")->group(optim);
+  cmd->add_option("--rotation", f->rotation, "Max rotation in degrees")->group(optim);
+  cmd->add_option("--seed", f->seed, "Seed: one seed, one run")->group(optim);
+  cmd->callback([f, cmd, &global, command_line] {
+    auto line = std::make_shared<ProgressLine>();
+    TrainResult result;
+    std::string run_dir;
+    if (!f->resume.empty()) {
+      run_dir = f->resume;
+      std::ifstream in(run_dir + "/config.json");
+      const int epochs = in ? nlohmann::json::parse(in).value("epochs", 0) : 0;
+      std::cerr << "resuming " << run_dir << "\n";
+      result = resume_training(run_dir, console_callbacks(run_dir, line, epochs));
+    } else {
+      TrainConfig c;
+      c.model.width = 0.25;  // a CPU-sized default; --width 1 is the paper's
+      if (!f->config_file.empty()) {
+        std::ifstream in(f->config_file);
+        if (!in) throw std::invalid_argument("cannot read config file " + f->config_file);
+        nlohmann::json j;
+        try {
+          j = nlohmann::json::parse(in);
+        } catch (const nlohmann::json::exception& e) {
+          throw std::invalid_argument(f->config_file + ": " + e.what());
+        }
+        c = train_config_from_json(j);
+      }
+      apply_flags(*f, cmd, c);
+      if (c.threads == 0) c.threads = global.threads;
+      if (c.run_dir.empty()) throw std::invalid_argument("train: give --out RUN_DIR (or --resume RUN_DIR)");
+      run_dir = c.run_dir;
+      std::cerr << fmt::format("training {} width {} input {} on {} -> {}\n", to_string(c.model.variant), c.model.width,
+                               c.model.input_size, c.data, c.run_dir);
+      result = train(c, command_line, console_callbacks(run_dir, line, c.epochs));
+    }
+    line->finish();
+    nlohmann::json summary = {{"run_dir", run_dir}, {"best_epoch", result.best_epoch + 1},
+                              {"best_val_accuracy", result.best_val_accuracy}, {"epochs_run", result.epochs.size()},
+                              {"stopped_by_budget", result.stopped_early}};
+    std::cout << summary.dump() << "\n";
+  });
+}
+
+}  // namespace fervid::cli
