@@ -8,6 +8,7 @@
 #include "fervid/losses.h"
 #include "fervid/model.h"
 #include "fervid/runtime.h"
+#include "fervid/train_step.h"
 
 using namespace fervid;
 
@@ -43,14 +44,7 @@ void BM_TrainStepBatch32(benchmark::State& state) {
   torch::optim::SGD opt(net->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9).weight_decay(5e-4));
   auto x = torch::randn({32, 1, n, n});
   auto y = torch::randint(0, 7, {32}, torch::kLong);
-  auto step = [&] {
-    auto out = net->forward(x);
-    auto parts = loss->forward(out.logits, out.embedding, y);
-    opt.zero_grad();
-    parts.total.backward();
-    opt.step();
-    loss->update_centers(out.embedding, y);
-  };
+  auto step = [&] { train_step(net, loss, opt, x, y); };
   step();
   for (auto _ : state) step();
   state.SetItemsProcessed(32 * state.iterations());

@@ -24,7 +24,7 @@ done
 packages=(
   build-essential cmake ccache git pkg-config
   libtorch-dev libopenblas0-openmp
-  libopencv-dev opencv-data
+  libopencv-dev opencv-data libdlib-dev libdlib-data zlib1g-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libgtest-dev libbenchmark-dev
 )

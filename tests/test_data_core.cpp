@@ -20,18 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir : public fervid::test::Seeded {
- protected:
-  void SetUp() override {
-    Seeded::SetUp();
-    dir_ = fs::temp_directory_path() / ("fervid_data_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
-};
+using TempDir = fervid::test::TempDirTest;
 
 std::string pixels_row(int count, int value = 7) {
   std::string s;

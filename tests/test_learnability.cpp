@@ -5,6 +5,7 @@
 
 #include "fervid/losses.h"
 #include "fervid/model.h"
+#include "fervid/train_step.h"
 #include "test_util.h"
 
 using namespace fervid;
@@ -30,12 +31,7 @@ TEST(Learnability, SmallMcsaReachesFullTrainingAccuracy) {
   double first = 0, last = 0;
   for (int step = 0; step < 150; ++step) {
     net->train();
-    auto out = net->forward(x);
-    auto parts = loss->forward(out.logits, out.embedding, y);
-    opt.zero_grad();
-    parts.total.backward();
-    opt.step();
-    loss->update_centers(out.embedding, y);
+    const auto parts = train_step(net, loss, opt, x, y).loss;
     if (step == 0) first = parts.ce.item<double>();
     last = parts.ce.item<double>();
   }

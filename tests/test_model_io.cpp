@@ -13,17 +13,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class ModelIo : public fervid::test::Seeded {
+class ModelIo : public fervid::test::TempDirTest {
  protected:
-  void SetUp() override {
-    Seeded::SetUp();
-    dir_ = fs::temp_directory_path() / ("fervid_io_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
   static MCSANet small(Variant v = Variant::kMcsa) {
     ModelConfig c;
     c.variant = v;
@@ -47,8 +38,6 @@ class ModelIo : public fervid::test::Seeded {
     }
     return "";
   }
-
-  fs::path dir_;
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "fervid/losses.h"
 #include "fervid/model.h"
 #include "fervid/runtime.h"
+#include "fervid/train_step.h"
 
 using namespace fervid;
 
@@ -30,13 +31,7 @@ TEST(PaperSize, McsaWidth1Input224LossFalls) {
   auto y = torch::tensor({0, 3, 4, 6}, torch::kLong);
   std::vector<double> losses;
   for (int step = 0; step < 6; ++step) {
-    auto out = net->forward(x);
-    auto parts = loss->forward(out.logits, out.embedding, y);
-    opt.zero_grad();
-    parts.total.backward();
-    opt.step();
-    loss->update_centers(out.embedding, y);
-    losses.push_back(parts.total.item<double>());
+    losses.push_back(train_step(net, loss, opt, x, y).loss.total.item<double>());
     ASSERT_TRUE(std::isfinite(losses.back()));
   }
   // Six steps at the paper's learning rate take the loss from ~1.96 to ~1.81 here.

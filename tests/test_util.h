@@ -15,6 +15,8 @@
 #include <random>
 #include <vector>
 
+#include <unistd.h>
+
 #include "data_dir.h"
 
 namespace fervid::test {
@@ -23,6 +25,20 @@ namespace fervid::test {
 class Seeded : public ::testing::Test {
  protected:
   void SetUp() override { torch::manual_seed(20261129); }
+};
+
+// A fresh folder per test under the system's temp dir, removed afterwards; seeded like Seeded.
+class TempDirTest : public Seeded {
+ protected:
+  void SetUp() override {
+    Seeded::SetUp();
+    dir_ = std::filesystem::temp_directory_path() /
+           ("fervid_" + std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::filesystem::path dir_;
 };
 
 // Compares autograd's gradient of the scalar `f()` with respect to each of `inputs` (double,

@@ -15,6 +15,7 @@
 #include "fervid/model_io.h"
 #include "fervid/runtime.h"
 #include "fervid/splits.h"
+#include "fervid/train_step.h"
 
 namespace fervid {
 
@@ -345,20 +346,15 @@ class Run {
       int64_t correct = 0, seen = 0;
       const int64_t batches = loader.batches_per_epoch();
       while (auto b = loader.next()) {
-        auto out = net_->forward(b->images);
-        auto parts = loss_->forward(out.logits, out.embedding, b->labels, b->soft_targets);
-        opt_->zero_grad();
-        if (loss_->centers.grad().defined()) loss_->centers.mutable_grad().zero_();
-        parts.total.backward();
-        opt_->step();
-        loss_->update_centers(out.embedding, b->labels);
+        const auto step = train_step(net_, loss_, *opt_, b->images, b->labels, b->soft_targets);
+        const auto& parts = step.loss;
         const auto n = b->labels.size(0);
         seen += n;
         sum_loss += parts.total.item<double>() * static_cast<double>(n);
         sum_ce += parts.ce.item<double>() * static_cast<double>(n);
         sum_center += parts.center.item<double>() * static_cast<double>(n);
         sum_sep += parts.separation.item<double>() * static_cast<double>(n);
-        correct += out.logits.argmax(1).eq(b->labels).sum().item<int64_t>();
+        correct += step.logits.argmax(1).eq(b->labels).sum().item<int64_t>();
         if (cb.progress && (b->index % 10 == 0 || b->index + 1 == batches)) {
           const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           const double rate = static_cast<double>(seen) / std::max(secs, 1e-9);
