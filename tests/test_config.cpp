@@ -4,6 +4,7 @@
 
 #include "fervid/config.h"
 #include "fervid/config_json.h"
+#include "fervid/hash.h"
 #include "fervid/labels.h"
 
 using namespace fervid;
@@ -85,4 +86,13 @@ TEST(Config, JsonRoundTripAndMismatch) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("'width'"), std::string::npos) << e.what();
   }
+}
+
+TEST(Hash, Sha256KnownVectors) {
+  EXPECT_EQ(fervid::sha256_hex("", 0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(fervid::sha256_hex("abc", 3), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const std::string two_blocks = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  EXPECT_EQ(fervid::sha256_hex(two_blocks.data(), two_blocks.size()),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_THROW(fervid::sha256_file("/no/such/file"), std::runtime_error);
 }

@@ -101,6 +101,19 @@ TEST_F(TrainRun, WritesTheRunFolder) {
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(metrics(dir_ / "run2").size(), 1u);
   EXPECT_EQ(metrics(dir_ / "run2")[0], metrics(out)[0]) << "same config and seed, same first epoch";
+
+  // Evaluation of the run's model: the report, its hashes and the pictures.
+  r = run("eval --model " + (out / "best.fervid").string() + " --data " + csv_.string() +
+          " --split PrivateTest --tta tencrop --json --out " + (dir_ / "eval").string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  auto report = nlohmann::json::parse(r.out);
+  EXPECT_EQ(report["metrics"]["samples"], 42);
+  EXPECT_EQ(report["tta"], "tencrop");
+  EXPECT_EQ(report["model_sha256"].get<std::string>().size(), 64u);
+  EXPECT_GE(report["metrics"]["accuracy"].get<double>(), 0.0);
+  for (const char* f : {"report.json", "confusion.png", "reliability.png", "embedding.png"}) {
+    EXPECT_TRUE(fs::exists(dir_ / "eval" / f)) << f;
+  }
 }
 
 TEST_F(TrainRun, KilledMidEpochAndResumedMatchesAnUninterruptedRun) {

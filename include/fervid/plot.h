@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "fervid/evaluate.h"
 #include "fervid/trainer.h"
 
 namespace fervid {
@@ -21,5 +22,17 @@ void write_line_chart(const std::string& path, const std::string& title, const s
 
 // Two panels side by side: loss (train, validation) and accuracy (train, validation) per epoch.
 void write_training_curves(const std::string& path, const std::vector<EpochMetrics>& history);
+
+// A confusion-matrix heatmap: rows true classes, columns predictions, each cell shaded by its
+// share of the row (recall) and labelled with count and percentage.
+void write_confusion_png(const std::string& path, const std::vector<std::vector<int64_t>>& confusion,
+                         const std::vector<std::string>& class_names, const std::string& title);
+
+// A reliability diagram: accuracy against confidence per bin, with the diagonal and the ECE.
+void write_reliability_png(const std::string& path, const EvalMetrics& m, const std::string& title);
+
+// A 2-D scatter of `points` [N, 2] coloured by `labels` [N], with a legend of class names.
+void write_scatter_png(const std::string& path, const torch::Tensor& points, const torch::Tensor& labels,
+                       const std::vector<std::string>& class_names, const std::string& title);
 
 }  // namespace fervid

@@ -85,8 +85,8 @@ struct TrainCallbacks {
   // During an epoch, every few batches: (epoch, batch, batches, running loss, running accuracy,
   // images/s, seconds left in the run).
   std::function<void(int, int64_t, int64_t, double, double, double, double)> progress;
-  // After each epoch's checkpoint: the whole history so far (for curves).
-  std::function<void(const std::vector<EpochMetrics>&)> epoch_end;
+  // After each epoch's checkpoint: the run's folder and its whole history so far (for curves).
+  std::function<void(const std::string&, const std::vector<EpochMetrics>&)> epoch_end;
 };
 
 // Starts a new run in config.run_dir (which must not hold a run yet) and trains it.

@@ -14,7 +14,7 @@ namespace fervid {
 
 namespace {
 
-const cv::Scalar kPalette[] = {{180, 119, 31}, {14, 127, 255}, {44, 160, 44}, {40, 39, 214}, {189, 103, 148}, {75, 86, 140}};
+const cv::Scalar kPalette[] = {{180, 119, 31}, {14, 127, 255}, {44, 160, 44}, {40, 39, 214}, {189, 103, 148}, {75, 86, 140}, {127, 127, 127}};
 
 void draw_chart(cv::Mat& img, const std::string& title, const std::string& x_label, const std::vector<Series>& series,
                 int x_offset) {
@@ -102,6 +102,89 @@ void write_training_curves(const std::string& path, const std::vector<EpochMetri
   cv::Mat a = img(cv::Rect(0, 0, 640, 420)), b = img(cv::Rect(640, 0, 640, 420));
   draw_chart(a, "loss", "epoch", {tl, vl}, 1);
   draw_chart(b, "accuracy", "epoch", {ta, va}, 1);
+  write_png(path, img);
+}
+
+void write_confusion_png(const std::string& path, const std::vector<std::vector<int64_t>>& confusion,
+                         const std::vector<std::string>& names, const std::string& title) {
+  const int k = static_cast<int>(confusion.size()), cell = 72, left = 100, top = 70;
+  cv::Mat img(top + k * cell + 40, left + k * cell + 20, CV_8UC3, cv::Scalar(255, 255, 255));
+  cv::putText(img, title, cv::Point(10, 22), cv::FONT_HERSHEY_SIMPLEX, 0.55, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  cv::putText(img, "predicted", cv::Point(left + k * cell / 2 - 30, 42), cv::FONT_HERSHEY_SIMPLEX, 0.45, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  for (int i = 0; i < k; ++i) {
+    int64_t row = 0;
+    for (int j = 0; j < k; ++j) row += confusion[static_cast<size_t>(i)][static_cast<size_t>(j)];
+    const std::string name = i < static_cast<int>(names.size()) ? names[static_cast<size_t>(i)] : std::to_string(i);
+    cv::putText(img, name, cv::Point(8, top + i * cell + cell / 2 + 5), cv::FONT_HERSHEY_SIMPLEX, 0.45, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+    cv::putText(img, name.substr(0, 8), cv::Point(left + i * cell + 4, top - 8), cv::FONT_HERSHEY_SIMPLEX, 0.4, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+    for (int j = 0; j < k; ++j) {
+      const auto n = confusion[static_cast<size_t>(i)][static_cast<size_t>(j)];
+      const double share = row ? static_cast<double>(n) / static_cast<double>(row) : 0;
+      const cv::Scalar shade(255 - 200 * share, 255 - 120 * share, 255 - 20 * share);  // white -> orange (BGR)
+      const cv::Rect r(left + j * cell, top + i * cell, cell, cell);
+      cv::rectangle(img, r, shade, cv::FILLED);
+      cv::rectangle(img, r, cv::Scalar(200, 200, 200), 1);
+      const cv::Scalar ink = share > 0.55 ? cv::Scalar(255, 255, 255) : cv::Scalar(0, 0, 0);
+      cv::putText(img, std::to_string(n), cv::Point(r.x + 6, r.y + 30), cv::FONT_HERSHEY_SIMPLEX, 0.5, ink, 1, cv::LINE_AA);
+      char pct[16];
+      std::snprintf(pct, sizeof(pct), "%.0f%%", 100 * share);
+      cv::putText(img, pct, cv::Point(r.x + 6, r.y + 54), cv::FONT_HERSHEY_SIMPLEX, 0.42, ink, 1, cv::LINE_AA);
+    }
+  }
+  write_png(path, img);
+}
+
+void write_reliability_png(const std::string& path, const EvalMetrics& m, const std::string& title) {
+  const int size = 420, left = 60, top = 40, plot = 320;
+  cv::Mat img(size + 20, size + 40, CV_8UC3, cv::Scalar(255, 255, 255));
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), "%s (ECE %.3f)", title.c_str(), m.ece);
+  cv::putText(img, buf, cv::Point(10, 22), cv::FONT_HERSHEY_SIMPLEX, 0.5, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  cv::rectangle(img, cv::Rect(left, top, plot, plot), cv::Scalar(0, 0, 0), 1);
+  cv::line(img, {left, top + plot}, {left + plot, top}, cv::Scalar(160, 160, 160), 1, cv::LINE_AA);
+  for (const auto& b : m.reliability) {
+    if (b.count == 0) continue;
+    const int x0 = left + static_cast<int>(b.lower * plot), x1 = left + static_cast<int>(b.upper * plot);
+    const int y = top + plot - static_cast<int>(b.accuracy * plot);
+    cv::rectangle(img, cv::Rect(x0 + 1, y, std::max(1, x1 - x0 - 2), top + plot - y), cv::Scalar(180, 119, 31), cv::FILLED);
+    const int yc = top + plot - static_cast<int>(b.confidence * plot);
+    cv::line(img, {x0 + 1, yc}, {x1 - 1, yc}, cv::Scalar(40, 39, 214), 2);
+  }
+  for (int t = 0; t <= 4; ++t) {
+    const std::string v = t == 0 ? "0" : t == 4 ? "1" : "0." + std::to_string(t * 25);
+    cv::putText(img, v, cv::Point(left - 36, top + plot - t * plot / 4 + 4), cv::FONT_HERSHEY_SIMPLEX, 0.4, cv::Scalar(60, 60, 60), 1, cv::LINE_AA);
+    cv::putText(img, v, cv::Point(left + t * plot / 4 - 8, top + plot + 16), cv::FONT_HERSHEY_SIMPLEX, 0.4, cv::Scalar(60, 60, 60), 1, cv::LINE_AA);
+  }
+  cv::putText(img, "confidence (bars: accuracy, red: mean confidence)", cv::Point(left - 10, top + plot + 36),
+              cv::FONT_HERSHEY_SIMPLEX, 0.4, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  write_png(path, img);
+}
+
+void write_scatter_png(const std::string& path, const torch::Tensor& points, const torch::Tensor& labels,
+                       const std::vector<std::string>& names, const std::string& title) {
+  const int w = 640, h = 520, left = 20, top = 40, pw = 480, ph = 460;
+  cv::Mat img(h, w, CV_8UC3, cv::Scalar(255, 255, 255));
+  cv::putText(img, title, cv::Point(10, 22), cv::FONT_HERSHEY_SIMPLEX, 0.5, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  auto p = points.to(torch::kDouble).contiguous();
+  auto y = labels.to(torch::kLong).contiguous();
+  const auto n = p.size(0);
+  if (n > 0) {
+    const auto lo = std::get<0>(p.min(0)), hi = std::get<0>(p.max(0));
+    const double x0 = lo[0].item<double>(), y0 = lo[1].item<double>();
+    const double sx = std::max(1e-9, hi[0].item<double>() - x0), sy = std::max(1e-9, hi[1].item<double>() - y0);
+    const auto* pp = p.data_ptr<double>();
+    const auto* yy = y.data_ptr<int64_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      const cv::Point q(left + static_cast<int>((pp[2 * i] - x0) / sx * pw), top + ph - static_cast<int>((pp[2 * i + 1] - y0) / sy * ph));
+      cv::circle(img, q, 2, kPalette[static_cast<size_t>(yy[i]) % std::size(kPalette)], cv::FILLED, cv::LINE_AA);
+    }
+  }
+  for (size_t k = 0; k < names.size(); ++k) {
+    const auto color = kPalette[k % std::size(kPalette)];
+    cv::circle(img, cv::Point(left + pw + 30, top + 20 + 22 * static_cast<int>(k)), 5, color, cv::FILLED, cv::LINE_AA);
+    cv::putText(img, names[k], cv::Point(left + pw + 42, top + 25 + 22 * static_cast<int>(k)), cv::FONT_HERSHEY_SIMPLEX, 0.45,
+                cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  }
   write_png(path, img);
 }
 

@@ -387,7 +387,7 @@ class Run {
       }
       history_.push_back(m);
       checkpoint(epoch, m);
-      if (cb.epoch_end) cb.epoch_end(history_);
+      if (cb.epoch_end) cb.epoch_end(c_.run_dir, history_);
     }
     result.epochs = history_;
     result.best_epoch = best_epoch_;

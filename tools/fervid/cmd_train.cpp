@@ -1,11 +1,14 @@
 // fervid train: options from flags or a JSON config (flags win), a new run or --resume.
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 
 #include "commands.h"
+#include "fervid/atomic_file.h"
+#include "fervid/crossval.h"
 #include "fervid/trainer.h"
 #include "progress.h"
 #ifdef FERVID_WITH_OPENCV
@@ -83,13 +86,13 @@ void apply_flags(const TrainFlags& f, CLI::App* cmd, TrainConfig& c) {
   if (given("--out")) c.run_dir = f.out;
 }
 
-TrainCallbacks console_callbacks(const std::string& run_dir, std::shared_ptr<ProgressLine> line, int epochs) {
+TrainCallbacks console_callbacks(std::shared_ptr<ProgressLine> line, int epochs) {
   TrainCallbacks cb;
   cb.progress = [line, epochs](int epoch, int64_t b, int64_t n, double loss, double acc, double rate, double left) {
     line->show(fmt::format("epoch {}/{} [{}/{}] loss {:.4f} acc {:.1f}% {:.0f} img/s, {} left", epoch + 1, epochs, b, n,
                            loss, 100 * acc, rate, format_duration(left)));
   };
-  cb.epoch_end = [line, run_dir](const std::vector<EpochMetrics>& h) {
+  cb.epoch_end = [line](const std::string& run_dir, const std::vector<EpochMetrics>& h) {
     const auto& m = h.back();
     line->show(fmt::format("epoch {}: train loss {:.4f} acc {:.2f}% | val loss {:.4f} acc {:.2f}%{} | lr {:.3g} | {:.0f} s, {:.0f} img/s",
                            m.epoch + 1, m.train_loss, 100 * m.train_accuracy, m.val_loss, 100 * m.val_accuracy,
@@ -103,13 +106,9 @@ TrainCallbacks console_callbacks(const std::string& run_dir, std::shared_ptr<Pro
   return cb;
 }
 
-}  // namespace
-
-void add_train_command(CLI::App& app, const GlobalOptions& global, const std::string& command_line) {
-  auto f = std::make_shared<TrainFlags>();
-  auto* cmd = app.add_subcommand("train", "Train a network of the MCSA-VGGNet family (checkpoints, resume, curves)");
+void register_train_flags(CLI::App* cmd, TrainFlags& flags) {
+  auto* f = &flags;
   cmd->add_option("--config", f->config_file, "JSON training config (a run's config.json works); flags override it");
-  cmd->add_option("--resume", f->resume, "Continue the run in this folder from its last checkpoint");
   cmd->add_option("--out", f->out, "Run folder to create");
   auto* data = "Data";
   cmd->add_option("--data", f->data, "FER2013 CSV, image folder, CK+48, CK+ or photo folder")->group(data);
@@ -154,6 +153,35 @@ void add_train_command(CLI::App& app, const GlobalOptions& global, const std::st
   cmd->add_option("--erase", f->erase, "Random-erasing probability")->group(optim);
   cmd->add_option("--rotation", f->rotation, "Max rotation in degrees")->group(optim);
   cmd->add_option("--seed", f->seed, "Seed: one seed, one run")->group(optim);
+}
+
+// The run configuration: the config file (if any), then every flag the user gave.
+TrainConfig resolve_config(const TrainFlags& f, CLI::App* cmd, const GlobalOptions& global) {
+  TrainConfig c;
+  c.model.width = 0.25;  // a CPU-sized default; --width 1 is the paper's
+  if (!f.config_file.empty()) {
+    std::ifstream in(f.config_file);
+    if (!in) throw std::invalid_argument("cannot read config file " + f.config_file);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception& e) {
+      throw std::invalid_argument(f.config_file + ": " + e.what());
+    }
+    c = train_config_from_json(j);
+  }
+  apply_flags(f, cmd, c);
+  if (c.threads == 0) c.threads = global.threads;
+  return c;
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, const GlobalOptions& global, const std::string& command_line) {
+  auto f = std::make_shared<TrainFlags>();
+  auto* cmd = app.add_subcommand("train", "Train a network of the MCSA-VGGNet family (checkpoints, resume, curves)");
+  cmd->add_option("--resume", f->resume, "Continue the run in this folder from its last checkpoint");
+  register_train_flags(cmd, *f);
   cmd->callback([f, cmd, &global, command_line] {
     auto line = std::make_shared<ProgressLine>();
     TrainResult result;
@@ -163,34 +191,52 @@ void add_train_command(CLI::App& app, const GlobalOptions& global, const std::st
       std::ifstream in(run_dir + "/config.json");
       const int epochs = in ? nlohmann::json::parse(in).value("epochs", 0) : 0;
       std::cerr << "resuming " << run_dir << "\n";
-      result = resume_training(run_dir, console_callbacks(run_dir, line, epochs));
+      result = resume_training(run_dir, console_callbacks(line, epochs));
     } else {
-      TrainConfig c;
-      c.model.width = 0.25;  // a CPU-sized default; --width 1 is the paper's
-      if (!f->config_file.empty()) {
-        std::ifstream in(f->config_file);
-        if (!in) throw std::invalid_argument("cannot read config file " + f->config_file);
-        nlohmann::json j;
-        try {
-          j = nlohmann::json::parse(in);
-        } catch (const nlohmann::json::exception& e) {
-          throw std::invalid_argument(f->config_file + ": " + e.what());
-        }
-        c = train_config_from_json(j);
-      }
-      apply_flags(*f, cmd, c);
-      if (c.threads == 0) c.threads = global.threads;
+      auto c = resolve_config(*f, cmd, global);
       if (c.run_dir.empty()) throw std::invalid_argument("train: give --out RUN_DIR (or --resume RUN_DIR)");
       run_dir = c.run_dir;
       std::cerr << fmt::format("training {} width {} input {} on {} -> {}\n", to_string(c.model.variant), c.model.width,
                                c.model.input_size, c.data, c.run_dir);
-      result = train(c, command_line, console_callbacks(run_dir, line, c.epochs));
+      result = train(c, command_line, console_callbacks(line, c.epochs));
     }
     line->finish();
     nlohmann::json summary = {{"run_dir", run_dir}, {"best_epoch", result.best_epoch + 1},
                               {"best_val_accuracy", result.best_val_accuracy}, {"epochs_run", result.epochs.size()},
                               {"stopped_by_budget", result.stopped_early}};
     std::cout << summary.dump() << "\n";
+  });
+}
+
+}  // namespace fervid::cli
+
+namespace fervid::cli {
+
+void add_cv_command(CLI::App& app, const GlobalOptions& global, const std::string& command_line) {
+  auto f = std::make_shared<TrainFlags>();
+  auto protocol = std::make_shared<std::string>("both");
+  auto* cmd = app.add_subcommand("cv", "CK+ protocols: subject-independent k-fold cross-validation and the paper's random 9:1 split");
+  register_train_flags(cmd, *f);
+  cmd->add_option("--protocol", *protocol, "subject | random | both")->check(CLI::IsMember({"subject", "random", "both"}))->capture_default_str();
+  cmd->callback([f, cmd, protocol, &global, command_line] {
+    auto c = resolve_config(*f, cmd, global);
+    if (c.run_dir.empty()) throw std::invalid_argument("cv: give --out DIR");
+    const int folds = c.folds > 0 ? c.folds : 10;
+    auto line = std::make_shared<ProgressLine>();
+    nlohmann::json report = {{"data", c.data}, {"command", command_line}, {"train_config", to_json(c)}};
+    std::filesystem::create_directories(c.run_dir);
+    if (*protocol != "random") {
+      const auto r = subject_cross_validation(c, folds, c.run_dir, command_line, console_callbacks(line, c.epochs));
+      report["subject_cv"] = to_json(r);
+      std::cout << fmt::format("subject-independent {}-fold: {:.2f}% +/- {:.2f}%\n", folds, 100 * r.mean, 100 * r.std);
+    }
+    if (*protocol != "subject") {
+      const auto r = random_split_protocol(c, c.run_dir, command_line, console_callbacks(line, c.epochs));
+      report["random_split"] = to_json(r);
+      std::cout << fmt::format("random 9:1 split: {:.2f}%\n", 100 * r.mean);
+    }
+    write_file_atomically(c.run_dir + "/cv.json", report.dump(2) + "\n");
+    std::cout << "wrote " << c.run_dir << "/cv.json\n";
   });
 }
 
