@@ -46,8 +46,11 @@ fi
 [ "$do_build" -eq 1 ] || exit 0
 
 build_type=Release
+extra=()
+# The sanitizer build exists to run the tests: no benchmarks there.
+[ -z "$sanitize" ] || extra=(-DFERVID_BUILD_BENCH=OFF)
 jobs=$(nproc)
-cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DFERVID_SANITIZE="$sanitize" > "$build_dir.configure.log" 2>&1 ||
+cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DFERVID_SANITIZE="$sanitize" "${extra[@]}" > "$build_dir.configure.log" 2>&1 ||
   { cat "$build_dir.configure.log" >&2; exit 1; }
 echo "setup: building in $build_dir ($jobs jobs)"
 cmake --build "$build_dir" -j "$jobs" 2>&1 | grep -E 'error|warning|Error|Linking CXX executable' || true
