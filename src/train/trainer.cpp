@@ -10,6 +10,7 @@
 
 #include "fervid/atomic_file.h"
 #include "fervid/config_json.h"
+#include "fervid/evaluate.h"
 #include "fervid/loader.h"
 #include "fervid/model.h"
 #include "fervid/model_io.h"
@@ -244,27 +245,14 @@ Split2 make_splits(const TrainConfig& c, const Dataset& ds) {
   return s;
 }
 
-std::pair<double, double> evaluate_split(MCSANet& net, const Dataset& ds, const std::vector<size_t>& idx,
-                                         const TrainConfig& c) {
+// Validation loss and accuracy through the same predict() that `fervid eval` uses.
+std::pair<double, double> evaluate_split(MCSANet& net, const Dataset& ds, const std::vector<size_t>& idx) {
   if (idx.empty()) return {0.0, 0.0};
-  LoaderOptions lo;
-  lo.batch_size = 256;
-  lo.shuffle = false;
-  lo.input_size = c.model.input_size;
-  lo.norm_mean = c.model.norm_mean;
-  lo.norm_std = c.model.norm_std;
-  BatchLoader loader(ds, idx, lo);
-  loader.start_epoch(0);
-  net->eval();
-  torch::NoGradGuard no_grad;
-  double loss = 0;
-  int64_t correct = 0;
-  while (auto b = loader.next()) {
-    auto out = net->forward(b->images);
-    loss += cross_entropy(out.logits, b->labels).item<double>() * static_cast<double>(b->labels.size(0));
-    correct += out.logits.argmax(1).eq(b->labels).sum().item<int64_t>();
-  }
-  return {loss / static_cast<double>(idx.size()), static_cast<double>(correct) / static_cast<double>(idx.size())};
+  const auto p = predict(net, ds, idx);
+  const auto picked = p.probs.gather(1, p.labels.unsqueeze(1)).squeeze(1);
+  const double loss = -picked.clamp_min(1e-12).log().mean().item<double>();
+  const double accuracy = p.probs.argmax(1).eq(p.labels).to(torch::kDouble).mean().item<double>();
+  return {loss, accuracy};
 }
 
 void write_json_atomically(const std::string& path, const json& j) { write_file_atomically(path, j.dump(2) + "\n"); }
@@ -375,7 +363,7 @@ class Run {
       m.train_center = sum_center / static_cast<double>(seen);
       m.train_separation = sum_sep / static_cast<double>(seen);
       m.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
-      std::tie(m.val_loss, m.val_accuracy) = evaluate_split(net_, data_, splits_.val, c_);
+      std::tie(m.val_loss, m.val_accuracy) = evaluate_split(net_, data_, splits_.val);
       m.images_per_second = static_cast<double>(seen) / std::max(train_secs, 1e-9);
       m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       elapsed_ += m.seconds;
