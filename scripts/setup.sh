@@ -27,6 +27,7 @@ packages=(
   libopencv-dev opencv-data libdlib-dev libdlib-data zlib1g-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libgtest-dev libbenchmark-dev
+  python3-torch  # the reference in bench/ (same library from Python): speed ratios, same-weights checks
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -145,4 +146,36 @@ TEST_F(TrainRun, KilledMidEpochAndResumedMatchesAnUninterruptedRun) {
   r = run("--threads 2 train --resume " + killed.string());
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(metrics(killed), metrics(whole));
+}
+
+TEST_F(TrainRun, AblateScoresEveryArmOnTheTestSplit) {
+  const auto out = dir_ / "ablate";
+  auto r = run("--threads 2 ablate --data " + csv_.string() + " --out " + out.string() +
+               " --width 0.125 --input 32 --batch 16 --epochs 1 --lr 0.02 --seed 3"
+               " --arms vgg16,m,ce+center,ce+center+island-0.1,ce+center+dda-1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::ifstream in(out / "ablation.json");
+  const auto j = nlohmann::json::parse(in);
+  ASSERT_EQ(j["rows"].size(), 5u);
+  EXPECT_EQ(j["protocol"], "split PrivateTest");
+  for (const auto& row : j["rows"]) {
+    EXPECT_EQ(row["metrics"]["samples"], 42) << row["arm"];
+    EXPECT_EQ(row["epochs"], 1) << row["arm"];
+    EXPECT_TRUE(fs::exists(out / row["arm"].get<std::string>() / "run" / "best.fervid")) << row["arm"];
+  }
+  EXPECT_EQ(j["rows"][0]["variant"], "vgg16");
+  // Each arm trained the network it names: its parameter count is what `fervid info` reports.
+  for (size_t i : {0, 1, 2}) {
+    const auto variant = j["rows"][i]["variant"].get<std::string>();
+    const auto info = run("info --variant " + variant + " --width 0.125 --input 32 --json");
+    ASSERT_EQ(info.status, 0) << info.out;
+    EXPECT_EQ(j["rows"][i]["parameters"], nlohmann::json::parse(info.out)["totals"]["params"]) << variant;
+  }
+  EXPECT_EQ(j["rows"][3]["loss"]["form"], "island");
+  EXPECT_DOUBLE_EQ(j["rows"][3]["loss"]["gamma"].get<double>(), 0.1);
+  EXPECT_DOUBLE_EQ(j["rows"][4]["loss"]["lambda_c"].get<double>(), 0.01);
+  std::ifstream md(out / "ablation.md");
+  const std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("| ce+center+dda-1 |"), std::string::npos) << text;
+  EXPECT_NE(text.find("1 epochs"), std::string::npos) << "the budget is stated";
 }

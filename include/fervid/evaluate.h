@@ -66,5 +66,8 @@ EmbeddingStats embedding_stats(const torch::Tensor& embeddings, const torch::Ten
 torch::Tensor project_2d(const torch::Tensor& embeddings);
 
 nlohmann::json to_json(const EvalMetrics& m, const std::vector<std::string>& class_names);
+// The inverse of to_json (per-class entries in the order of the confusion matrix's classes).
+// Throws nlohmann::json::exception naming a missing field.
+EvalMetrics eval_metrics_from_json(const nlohmann::json& j);
 
 }  // namespace fervid

@@ -20,6 +20,11 @@ struct Series {
 void write_line_chart(const std::string& path, const std::string& title, const std::string& x_label,
                       const std::vector<Series>& series, int x_offset = 1);
 
+// Grouped horizontal bars: one group per category (top to bottom), one bar per series, each
+// labelled with its value; values of every series share one axis from 0 to the largest.
+void write_bar_chart(const std::string& path, const std::string& title, const std::vector<std::string>& categories,
+                     const std::vector<Series>& series, int decimals = 3);
+
 // Two panels side by side: loss (train, validation) and accuracy (train, validation) per epoch.
 void write_training_curves(const std::string& path, const std::vector<EpochMetrics>& history);
 

@@ -90,6 +90,45 @@ void write_line_chart(const std::string& path, const std::string& title, const s
   write_png(path, img);
 }
 
+void write_bar_chart(const std::string& path, const std::string& title, const std::vector<std::string>& categories,
+                     const std::vector<Series>& series, int decimals) {
+  const int bar = 16, gap = 14, left = 190, right = 80, top = 50;
+  const int n = static_cast<int>(categories.size()), m = static_cast<int>(series.size());
+  const int group = m * bar + gap, width = 900;
+  cv::Mat img(top + n * group + 30, width, CV_8UC3, cv::Scalar(255, 255, 255));
+  cv::putText(img, title, cv::Point(10, 22), cv::FONT_HERSHEY_SIMPLEX, 0.55, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  double hi = 0;
+  for (const auto& s : series)
+    for (double v : s.y)
+      if (std::isfinite(v)) hi = std::max(hi, v);
+  if (hi <= 0) hi = 1;
+  const int plot_w = width - left - right;
+  for (int j = 0; j < m; ++j) {  // legend
+    const auto& c = kPalette[static_cast<size_t>(series[static_cast<size_t>(j)].color) % 7];
+    cv::rectangle(img, cv::Rect(left + j * 170, 32, 12, 12), c, cv::FILLED);
+    cv::putText(img, series[static_cast<size_t>(j)].name, cv::Point(left + j * 170 + 16, 43), cv::FONT_HERSHEY_SIMPLEX, 0.42,
+                cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  }
+  for (int i = 0; i < n; ++i) {
+    const int y0 = top + i * group;
+    cv::putText(img, categories[static_cast<size_t>(i)], cv::Point(8, y0 + m * bar / 2 + 5), cv::FONT_HERSHEY_SIMPLEX, 0.45,
+                cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+    for (int j = 0; j < m; ++j) {
+      const auto& s = series[static_cast<size_t>(j)];
+      if (static_cast<size_t>(i) >= s.y.size() || !std::isfinite(s.y[static_cast<size_t>(i)])) continue;
+      const double v = s.y[static_cast<size_t>(i)];
+      const int w = std::max(1, static_cast<int>(std::lround(std::max(0.0, v) / hi * plot_w)));
+      const cv::Rect r(left, y0 + j * bar, w, bar - 2);
+      cv::rectangle(img, r, kPalette[static_cast<size_t>(s.color) % 7], cv::FILLED);
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%.*f", decimals, v);
+      cv::putText(img, buf, cv::Point(r.x + w + 4, r.y + bar - 5), cv::FONT_HERSHEY_SIMPLEX, 0.4, cv::Scalar(40, 40, 40), 1, cv::LINE_AA);
+    }
+  }
+  cv::line(img, {left, top - 4}, {left, top + n * group}, cv::Scalar(0, 0, 0), 1);
+  write_png(path, img);
+}
+
 void write_training_curves(const std::string& path, const std::vector<EpochMetrics>& history) {
   Series tl{"train loss", {}, 0}, vl{"val loss", {}, 1}, ta{"train acc", {}, 0}, va{"val acc", {}, 1};
   for (const auto& m : history) {

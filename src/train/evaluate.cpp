@@ -199,4 +199,29 @@ nlohmann::json to_json(const EvalMetrics& m, const std::vector<std::string>& nam
                          {"inter_over_intra", m.embedding.ratio}}}};
 }
 
+EvalMetrics eval_metrics_from_json(const nlohmann::json& j) {
+  EvalMetrics m;
+  m.samples = j.at("samples").get<int64_t>();
+  m.accuracy = j.at("accuracy").get<double>();
+  m.macro_f1 = j.at("macro_f1").get<double>();
+  m.ece = j.at("ece").get<double>();
+  const auto& cm = j.at("confusion_matrix");
+  m.confusion = cm.at("counts").get<std::vector<std::vector<int64_t>>>();
+  for (const auto& name : cm.at("classes")) {
+    const auto& c = j.at("per_class").at(name.get<std::string>());
+    m.per_class.push_back({c.at("precision").get<double>(), c.at("recall").get<double>(), c.at("f1").get<double>(),
+                           c.at("support").get<int64_t>()});
+  }
+  for (const auto& b : j.at("reliability")) {
+    m.reliability.push_back({b.at("lower").get<double>(), b.at("upper").get<double>(), b.at("confidence").get<double>(),
+                             b.at("accuracy").get<double>(), b.at("count").get<int64_t>()});
+  }
+  const auto& e = j.at("embedding");
+  m.embedding.intra_mean = e.at("intra_class_mean_distance").get<double>();
+  m.embedding.inter_mean = e.at("inter_class_center_mean_distance").get<double>();
+  m.embedding.inter_min = e.at("inter_class_center_min_distance").get<double>();
+  m.embedding.ratio = e.at("inter_over_intra").get<double>();
+  return m;
+}
+
 }  // namespace fervid

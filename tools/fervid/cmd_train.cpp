@@ -5,8 +5,11 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
+#include <algorithm>
 
 #include "commands.h"
+#include "fervid/ablation.h"
 #include "fervid/atomic_file.h"
 #include "fervid/crossval.h"
 #include "fervid/trainer.h"
@@ -237,6 +240,130 @@ void add_cv_command(CLI::App& app, const GlobalOptions& global, const std::strin
     }
     write_file_atomically(c.run_dir + "/cv.json", report.dump(2) + "\n");
     std::cout << "wrote " << c.run_dir << "/cv.json\n";
+  });
+}
+
+}  // namespace fervid::cli
+
+namespace fervid::cli {
+
+namespace {
+
+std::vector<double> parse_numbers(const std::string& list, const char* flag) {
+  std::vector<double> out;
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || !(v > 0)) throw std::invalid_argument(fmt::format("{}: '{}' is not a positive number", flag, item));
+    out.push_back(v);
+  }
+  return out;
+}
+
+}  // namespace
+
+void add_ablate_command(CLI::App& app, const GlobalOptions& global, const std::string& command_line) {
+  struct AblateFlags {
+    std::string test_split = "PrivateTest", arms, island = "0.01,0.1", dda = "0.1,1";
+    double center = 0.01;
+  };
+  auto f = std::make_shared<TrainFlags>();
+  auto a = std::make_shared<AblateFlags>();
+  auto* cmd = app.add_subcommand("ablate",
+                                 "The paper's comparison: five variants and the loss settings, same seed and budget; "
+                                 "Markdown, JSON and a bar chart");
+  register_train_flags(cmd, *f);
+  auto* abl = "Ablation";
+  cmd->add_option("--test-split", a->test_split, "Split the arms are scored on (with Usage splits)")->group(abl)->capture_default_str();
+  cmd->add_option("--arms", a->arms, "Comma-separated arm names to run (default: all)")->group(abl);
+  cmd->add_option("--center-weight", a->center, "lambda_c of the center-loss arms")->group(abl)->capture_default_str();
+  cmd->add_option("--island-gammas", a->island, "gamma values of the island-form arms")->group(abl)->capture_default_str();
+  cmd->add_option("--dda-gammas", a->dda, "gamma values of the dda-form arms")->group(abl)->capture_default_str();
+  cmd->callback([f, a, cmd, &global, command_line] {
+    auto c = resolve_config(*f, cmd, global);
+    if (c.run_dir.empty()) throw std::invalid_argument("ablate: give --out DIR");
+    if (!cmd->count("--epochs") && !cmd->count("--minutes") && !f->config_file.size())
+      throw std::invalid_argument("ablate: state the budget of every arm with --epochs N or --minutes M");
+    AblationOptions o;
+    o.base = c;
+    o.folds = c.folds;
+    o.test_split = a->test_split;
+    o.base.folds = 0;
+    auto arms = default_ablation_arms(c.loss, a->center, parse_numbers(a->island, "--island-gammas"),
+                                      parse_numbers(a->dda, "--dda-gammas"));
+    if (!a->arms.empty()) {
+      std::vector<AblationArm> chosen;
+      std::stringstream ss(a->arms);
+      std::string name;
+      while (std::getline(ss, name, ',')) {
+        auto it = std::find_if(arms.begin(), arms.end(), [&](const AblationArm& x) { return x.name == name; });
+        if (it == arms.end()) {
+          std::string known;
+          for (const auto& x : arms) known += (known.empty() ? "" : ", ") + x.name;
+          throw std::invalid_argument("ablate: unknown arm '" + name + "' (known: " + known + ")");
+        }
+        chosen.push_back(*it);
+      }
+      arms = chosen;
+    }
+    const std::string budget =
+        fmt::format("Budget per arm{}: {}{}. Data {}; width {}, input {}, batch {}, {} lr {} ({} schedule), seed {}, "
+                    "label smoothing {}, augmentation {}. Protocol: {}.",
+                    o.folds > 0 ? " and fold" : "",
+                    c.minutes > 0 ? fmt::format("{} minutes (stops after the epoch that passes it), at most ", c.minutes) : "",
+                    fmt::format("{} epochs", c.epochs), c.data, c.model.width, c.model.input_size,
+                    c.batch_size, c.optimizer, c.lr, c.schedule, c.seed, c.loss.label_smoothing,
+                    c.augment.enabled() ? "on" : "off",
+                    o.folds > 0 ? fmt::format("subject-independent {}-fold cross-validation, last-epoch model of each fold "
+                                              "scored on its held-out subjects, predictions pooled", o.folds)
+                                : fmt::format("train on {}, best epoch chosen on {}, scored on {}", c.train_split,
+                                              c.val_split, o.test_split));
+    std::cerr << budget << "\n";
+    auto line = std::make_shared<ProgressLine>();
+    AblationCallbacks cb;
+    cb.train = console_callbacks(line, c.epochs);
+    cb.arm_start = [](const AblationArm& arm, int i, int n) {
+      std::cerr << fmt::format("[{}/{}] {} ({})\n", i + 1, n, arm.name, arm.group);
+    };
+    cb.arm_done = [](const AblationRow& r) {
+      std::cerr << fmt::format("  {}: accuracy {:.2f}%, macro-F1 {:.4f}, inter/intra {:.3f}\n", r.arm.name,
+                               100 * r.metrics.accuracy, r.metrics.macro_f1, r.metrics.embedding.ratio);
+    };
+    const auto rows = run_ablation(o, arms, c.run_dir, command_line, cb);
+    const auto& names = c.model.classes();
+    nlohmann::json j = {{"command", command_line}, {"budget", budget}, {"train_config", to_json(c)},
+                        {"protocol", o.folds > 0 ? fmt::format("subject-{}-fold", o.folds) : "split " + o.test_split},
+                        {"rows", nlohmann::json::array()}};
+    for (const auto& r : rows) j["rows"].push_back(to_json(r, names));
+    write_file_atomically(c.run_dir + "/ablation.json", j.dump(2) + "\n");
+    const auto md = ablation_markdown(rows, names, "Ablation on " + std::filesystem::path(c.data).filename().string(), budget);
+    write_file_atomically(c.run_dir + "/ablation.md", md);
+#ifdef FERVID_WITH_OPENCV
+    std::vector<std::string> cats;
+    Series acc{"accuracy", {}, 0}, f1{"macro-F1", {}, 1}, ratio{"inter/intra / 10", {}, 2};
+    for (const auto& r : rows) {
+      cats.push_back(r.arm.name);
+      acc.y.push_back(r.metrics.accuracy);
+      f1.y.push_back(r.metrics.macro_f1);
+      ratio.y.push_back(r.metrics.embedding.ratio / 10);
+    }
+    write_bar_chart(c.run_dir + "/ablation.png", "ablation: " + std::filesystem::path(c.data).filename().string(), cats,
+                    {acc, f1, ratio});
+#endif
+    std::cout << md;
+    std::cout << "wrote " << c.run_dir << "/ablation.{md,json" <<
+#ifdef FERVID_WITH_OPENCV
+        ",png" <<
+#endif
+        "}\n";
   });
 }
 

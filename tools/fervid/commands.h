@@ -18,6 +18,7 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global);
 // `command_line` is recorded with every run (the exact command that made a model).
 void add_train_command(CLI::App& app, const GlobalOptions& global, const std::string& command_line);
 void add_cv_command(CLI::App& app, const GlobalOptions& global, const std::string& command_line);
+void add_ablate_command(CLI::App& app, const GlobalOptions& global, const std::string& command_line);
 
 // "14.71 M", "15.29 G": the units people read parameter and MAC counts in.
 std::string human_count(double n);

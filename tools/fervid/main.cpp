@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];
   fervid::cli::add_train_command(app, global, command_line);
   fervid::cli::add_cv_command(app, global, command_line);
+  fervid::cli::add_ablate_command(app, global, command_line);
 
   try {
     app.parse(argc, argv);

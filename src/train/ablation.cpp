@@ -1,0 +1,269 @@
+#include "fervid/ablation.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include "fervid/atomic_file.h"
+#include "fervid/data_source.h"
+#include "fervid/model_io.h"
+#include "fervid/splits.h"
+
+namespace fervid {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string gamma_text(double g) { return fmt::format("{:g}", g); }
+
+int64_t parameter_count(MCSANet& net) {
+  int64_t n = 0;
+  for (const auto& p : net->parameters()) n += p.numel();
+  return n;
+}
+
+// The samples the arm is scored on, and the data they come from (read through the cache).
+struct ScoreData {
+  OpenedSource source;
+  std::vector<std::vector<size_t>> folds;  // fold protocol
+  std::vector<size_t> test;                // split protocol
+};
+
+ScoreData open_score_data(const AblationOptions& o) {
+  ScoreData s;
+  auto opts = o.base.source;
+  opts.use_cache = true;  // exactly as the trainer opens it, so the fold assignment is the same
+  if (opts.size != o.base.model.input_size && opts.format != SourceFormat::kFer2013) opts.size = o.base.model.input_size;
+  s.source = open_data_source(o.base.data, opts);
+  if (o.folds > 0) {
+    s.folds = subject_kfold(s.source.data, o.folds, o.base.seed);  // the folds the trainer uses
+  } else {
+    const auto split = parse_split(o.test_split);
+    if (!split) throw std::invalid_argument("ablate: unknown test split '" + o.test_split + "'");
+    s.test = s.source.data.indices(*split);
+    if (s.test.empty()) throw std::invalid_argument("ablate: no samples in split " + o.test_split + " of " + o.base.data);
+  }
+  return s;
+}
+
+Predictions concat(const std::vector<Predictions>& parts) {
+  std::vector<torch::Tensor> p, l, e;
+  for (const auto& x : parts) {
+    p.push_back(x.probs);
+    l.push_back(x.labels);
+    e.push_back(x.embeddings);
+  }
+  return {torch::cat(p), torch::cat(l), torch::cat(e)};
+}
+
+AblationRow run_arm(const AblationOptions& o, const AblationArm& arm, const ScoreData& data, const std::string& dir,
+                    const std::string& command_line, const TrainCallbacks& cb) {
+  AblationRow row;
+  row.arm = arm;
+  TrainConfig c = o.base;
+  c.model.variant = arm.variant;
+  c.loss = arm.loss;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (o.folds > 0) {
+    c.folds = o.folds;
+    c.val_fraction = 0;
+    c.train_split = c.val_split = "all";
+    std::vector<Predictions> parts;
+    double sum = 0;
+    for (int f = 0; f < o.folds; ++f) {
+      c.fold = f;
+      c.run_dir = (fs::path(dir) / ("fold-" + std::to_string(f))).string();
+      const auto r = train(c, command_line, cb);
+      row.epochs = static_cast<int>(r.epochs.size());
+      auto model = load_model(c.run_dir + "/last.fervid");  // last epoch: no choice on test data
+      if (f == 0) row.parameters = parameter_count(model.net);
+      parts.push_back(predict(model.net, data.source.data, data.folds[static_cast<size_t>(f)]));
+      const auto& last = parts.back();
+      const double acc = last.probs.argmax(1).eq(last.labels).to(torch::kFloat64).mean().item<double>();
+      row.fold_accuracies.push_back(acc);
+      sum += acc;
+    }
+    const double mean = sum / o.folds;
+    double var = 0;
+    for (double a : row.fold_accuracies) var += (a - mean) * (a - mean);
+    row.fold_std = std::sqrt(var / o.folds);
+    row.metrics = compute_metrics(concat(parts), c.model.num_classes());
+  } else {
+    c.run_dir = (fs::path(dir) / "run").string();
+    const auto r = train(c, command_line, cb);
+    row.epochs = static_cast<int>(r.epochs.size());
+    row.val_accuracy = r.best_val_accuracy;
+    auto model = load_model(c.run_dir + "/best.fervid");  // chosen on the validation split
+    row.parameters = parameter_count(model.net);
+    row.metrics = compute_metrics(predict(model.net, data.source.data, data.test), c.model.num_classes());
+  }
+  row.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return row;
+}
+
+double recall_of(const AblationRow& r, const std::vector<std::string>& names, const std::string& cls) {
+  for (size_t k = 0; k < names.size() && k < r.metrics.per_class.size(); ++k)
+    if (names[k] == cls) return r.metrics.per_class[k].recall;
+  return std::nan("");
+}
+
+std::string pct(double v) { return std::isnan(v) ? "n/a" : fmt::format("{:.2f}", 100 * v); }
+
+}  // namespace
+
+std::vector<AblationArm> default_ablation_arms(const LossConfig& base, double lambda_c,
+                                               const std::vector<double>& island_gammas,
+                                               const std::vector<double>& dda_gammas) {
+  std::vector<AblationArm> arms;
+  LossConfig ce = base;
+  ce.lambda_c = 0;
+  ce.gamma = 0;
+  for (Variant v : {Variant::kVgg16, Variant::kM, Variant::kMca, Variant::kMsa, Variant::kMcsa})
+    arms.push_back({std::string(to_string(v)), "variant", v, ce});
+  arms.push_back({"ce", "loss", Variant::kMcsa, ce});
+  LossConfig center = ce;
+  center.lambda_c = lambda_c;
+  arms.push_back({"ce+center", "loss", Variant::kMcsa, center});
+  auto add = [&](SeparationForm form, const std::vector<double>& gammas) {
+    for (double g : gammas) {
+      LossConfig l = center;
+      l.form = form;
+      l.gamma = g;
+      arms.push_back({fmt::format("ce+center+{}-{}", to_string(form), gamma_text(g)), "loss", Variant::kMcsa, l});
+    }
+  };
+  add(SeparationForm::kIsland, island_gammas);
+  add(SeparationForm::kDda, dda_gammas);
+  return arms;
+}
+
+std::vector<AblationRow> run_ablation(const AblationOptions& options, const std::vector<AblationArm>& arms,
+                                      const std::string& out_dir, const std::string& command_line,
+                                      const AblationCallbacks& callbacks) {
+  if (arms.empty()) throw std::invalid_argument("ablate: no arms to run");
+  fs::create_directories(out_dir);
+  const auto data = open_score_data(options);
+  const auto& names = options.base.model.classes();
+  std::vector<AblationRow> rows;
+  // Arms that give identical trainings (the variant "mcsa" and the loss "ce") run once.
+  auto same_training = [](const AblationArm& a, const AblationArm& b) {
+    return a.variant == b.variant && a.loss.lambda_c == b.loss.lambda_c && a.loss.gamma == b.loss.gamma &&
+           (a.loss.gamma == 0 || a.loss.form == b.loss.form) && a.loss.label_smoothing == b.loss.label_smoothing &&
+           a.loss.center_alpha == b.loss.center_alpha;
+  };
+  for (size_t i = 0; i < arms.size(); ++i) {
+    const auto& arm = arms[i];
+    if (callbacks.arm_start) callbacks.arm_start(arm, static_cast<int>(i), static_cast<int>(arms.size()));
+    const fs::path dir = fs::path(out_dir) / arm.name;
+    const fs::path result = dir / "result.json";
+    AblationRow row;
+    const AblationRow* twin = nullptr;
+    for (const auto& r : rows)
+      if (same_training(r.arm, arm)) twin = &r;
+    if (twin != nullptr) {
+      row = *twin;
+      row.arm = arm;
+      row.same_run_as = twin->arm.name;
+    } else if (fs::exists(result)) {
+      std::ifstream in(result);
+      row = ablation_row_from_json(nlohmann::json::parse(in));
+      if (row.arm.name != arm.name) throw std::runtime_error(result.string() + ": holds arm '" + row.arm.name + "'");
+      row.arm = arm;
+    } else {
+      fs::remove_all(dir);  // an arm interrupted before its result: start it again
+      fs::create_directories(dir);
+      row = run_arm(options, arm, data, dir.string(), command_line, callbacks.train);
+      write_file_atomically(result.string(), to_json(row, names).dump(2) + "\n");
+    }
+    rows.push_back(row);
+    if (callbacks.arm_done) callbacks.arm_done(rows.back());
+  }
+  return rows;
+}
+
+nlohmann::json to_json(const AblationRow& r, const std::vector<std::string>& names) {
+  return {{"arm", r.arm.name},
+          {"group", r.arm.group},
+          {"same_run_as", r.same_run_as},
+          {"variant", to_string(r.arm.variant)},
+          {"loss", {{"label_smoothing", r.arm.loss.label_smoothing}, {"lambda_c", r.arm.loss.lambda_c},
+                    {"center_alpha", r.arm.loss.center_alpha}, {"gamma", r.arm.loss.gamma},
+                    {"form", to_string(r.arm.loss.form)}}},
+          {"accuracy", r.metrics.accuracy},
+          {"fold_accuracies", r.fold_accuracies},
+          {"fold_std", r.fold_std},
+          {"val_accuracy", r.val_accuracy},
+          {"epochs", r.epochs},
+          {"train_seconds", r.train_seconds},
+          {"parameters", r.parameters},
+          {"metrics", to_json(r.metrics, names)}};
+}
+
+AblationRow ablation_row_from_json(const nlohmann::json& j) {
+  AblationRow r;
+  try {
+    r.arm.name = j.at("arm").get<std::string>();
+    r.arm.group = j.at("group").get<std::string>();
+    r.same_run_as = j.value("same_run_as", "");
+    r.arm.variant = parse_variant(j.at("variant").get<std::string>());
+    const auto& l = j.at("loss");
+    r.arm.loss.label_smoothing = l.at("label_smoothing").get<double>();
+    r.arm.loss.lambda_c = l.at("lambda_c").get<double>();
+    r.arm.loss.center_alpha = l.at("center_alpha").get<double>();
+    r.arm.loss.gamma = l.at("gamma").get<double>();
+    r.arm.loss.form = parse_separation_form(l.at("form").get<std::string>());
+    r.fold_accuracies = j.at("fold_accuracies").get<std::vector<double>>();
+    r.fold_std = j.at("fold_std").get<double>();
+    r.val_accuracy = j.at("val_accuracy").get<double>();
+    r.epochs = j.at("epochs").get<int>();
+    r.train_seconds = j.at("train_seconds").get<double>();
+    r.parameters = j.at("parameters").get<int64_t>();
+    r.metrics = eval_metrics_from_json(j.at("metrics"));
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(std::string("ablation result: ") + e.what());
+  }
+  return r;
+}
+
+std::string ablation_markdown(const std::vector<AblationRow>& rows, const std::vector<std::string>& names,
+                              const std::string& title, const std::string& budget) {
+  std::string md = "# " + title + "\n\n" + budget + "\n\n";
+  const bool folds = !rows.empty() && !rows.front().fold_accuracies.empty();
+  auto table = [&](const std::string& group, const std::string& heading) {
+    md += "## " + heading + "\n\n";
+    md += folds ? "| arm | params | accuracy % (mean +/- std over folds) |" : "| arm | params | accuracy % | val % |";
+    md += " angry % | happy % | sad % | macro-F1 | intra | inter (mean) | inter (min) | inter/intra | epochs | minutes |\n";
+    md += folds ? "|---|---:|---:|" : "|---|---:|---:|---:|";
+    md += "---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    for (const auto& r : rows) {
+      if (r.arm.group != group) continue;
+      const auto& e = r.metrics.embedding;
+      std::string acc = pct(r.metrics.accuracy);
+      if (folds) {
+        double mean = 0;
+        for (double a : r.fold_accuracies) mean += a;
+        mean /= static_cast<double>(r.fold_accuracies.size());
+        acc = fmt::format("{:.2f} +/- {:.2f}", 100 * mean, 100 * r.fold_std);
+      }
+      md += fmt::format("| {} | {} | {} |{} {} | {} | {} | {:.4f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {} | {:.1f} |\n",
+                        r.same_run_as.empty() ? r.arm.name : r.arm.name + " (= " + r.same_run_as + ")", r.parameters, acc, folds ? "" : " " + pct(r.val_accuracy) + " |",
+                        pct(recall_of(r, names, "angry")), pct(recall_of(r, names, "happy")),
+                        pct(recall_of(r, names, "sad")), r.metrics.macro_f1, e.intra_mean, e.inter_mean, e.inter_min,
+                        e.ratio, r.epochs, r.train_seconds / 60);
+    }
+    md += "\n";
+  };
+  table("variant", "Network variants (cross-entropy)");
+  table("loss", "Loss settings (mcsa)");
+  md += "Per-class figures are recall (the paper's per-class accuracy). Embedding distances are "
+        "Euclidean, on the scored samples: intra = mean distance of an embedding to its class "
+        "centre; inter = distances between class centres.\n";
+  return md;
+}
+
+}  // namespace fervid
