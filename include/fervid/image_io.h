@@ -64,6 +64,11 @@ cv::Mat read_image(const std::string& path, const ImageReadOptions& options = {}
 cv::Mat decode_image(const uint8_t* data, size_t size, const std::string& where,
                      const ImageReadOptions& options = {});
 
+// Encodes `image` in the format its extension names (.png, .jpg, ...) and writes it atomically
+// (temporary file, then rename). Throws DataError naming the path when the extension is
+// unknown or the write fails.
+void write_image(const std::string& path, const cv::Mat& image);
+
 // The file extensions the folder readers treat as images (lower case, with the dot).
 bool has_image_extension(const std::string& path);
 

@@ -32,9 +32,18 @@ class ConvBnReluImpl : public torch::nn::Module {
   ConvBnReluImpl(int in, int out, int kernel);
   torch::Tensor forward(const torch::Tensor& x, detail::Trace* trace = nullptr,
                         const std::string& name = "");
+  // Folds the BatchNorm's running statistics and affine parameters into one convolution
+  // (w' = w * g / sqrt(v + eps), b' = beta - m * g / sqrt(v + eps)) used by forward() in eval
+  // mode. For inference only: the module's parameters are unchanged (files save the same),
+  // training mode ignores the folded copy, and later weight changes need another call.
+  void fold_batchnorm();
+  bool folded() const { return folded_weight_.defined(); }
 
   torch::nn::Conv2d conv{nullptr};
   torch::nn::BatchNorm2d bn{nullptr};
+
+ private:
+  torch::Tensor folded_weight_, folded_bias_;
 };
 TORCH_MODULE(ConvBnRelu);
 
@@ -99,6 +108,9 @@ class MCSANetImpl : public torch::nn::Module {
   explicit MCSANetImpl(ModelConfig config);
   NetOutput forward(const torch::Tensor& x, detail::Trace* trace = nullptr);
   const ModelConfig& config() const { return config_; }
+  // Folds every conv + BatchNorm pair for inference (ConvBnReluImpl::fold_batchnorm); returns
+  // how many were folded. Eval-mode outputs agree with the unfolded network to float rounding.
+  int fold_batchnorm();
 
  private:
   ModelConfig config_;

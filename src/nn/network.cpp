@@ -17,11 +17,23 @@ ConvBnReluImpl::ConvBnReluImpl(int in, int out, int kernel) {
 
 torch::Tensor ConvBnReluImpl::forward(const torch::Tensor& x, Trace* trace,
                                       const std::string& name) {
+  if (folded_weight_.defined() && !is_training() && trace == nullptr) {
+    const int64_t pad = folded_weight_.size(2) / 2;  // "same" padding, as the constructor sets
+    auto y = torch::conv2d(x, folded_weight_, folded_bias_, 1, pad);
+    return y.relu_();
+  }
   auto y = conv(x);
   if (trace) trace->conv(join(name, "conv"), conv, y);
   y = bn(y);
   if (trace) trace->elementwise(join(name, "bn"), "bn", y, 2 * y.size(1), y.numel());
   return torch::relu(y);
+}
+
+void ConvBnReluImpl::fold_batchnorm() {
+  torch::NoGradGuard no_grad;
+  const auto scale = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());
+  folded_weight_ = (conv->weight * scale.view({-1, 1, 1, 1})).contiguous();
+  folded_bias_ = (bn->bias - bn->running_mean * scale).contiguous();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -192,6 +204,17 @@ NetOutput MCSANetImpl::forward(const torch::Tensor& x, Trace* trace) {
   auto logits = head_(dropout_(embedding));
   if (trace) trace->linear("head", head_, logits);
   return {logits, embedding};
+}
+
+int MCSANetImpl::fold_batchnorm() {
+  int n = 0;
+  for (const auto& m : modules(/*include_self=*/false)) {
+    if (auto* c = m->as<ConvBnReluImpl>()) {
+      c->fold_batchnorm();
+      ++n;
+    }
+  }
+  return n;
 }
 
 }  // namespace fervid

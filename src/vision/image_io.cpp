@@ -13,6 +13,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "fervid/atomic_file.h"
+
 namespace fervid {
 
 namespace {
@@ -303,6 +305,25 @@ std::optional<ImageHeader> sniff_image_header(const uint8_t* d, size_t n, const 
   }
   if (starts_with(d, n, "\x76\x2F\x31\x01", 4)) return openexr_header(d, n, where);
   return std::nullopt;
+}
+
+void write_image(const std::string& path, const cv::Mat& image) {
+  std::string ext = std::filesystem::u8path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (ext.empty()) throw DataError(path + ": no file extension to choose an image format by");
+  std::vector<uchar> bytes;
+  bool ok = false;
+  try {
+    ok = cv::imencode(ext, image, bytes);
+  } catch (const cv::Exception& e) {
+    throw DataError(path + ": cannot encode the image as " + ext + ": " + e.what());
+  }
+  if (!ok) throw DataError(path + ": cannot encode the image as " + ext);
+  try {
+    write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
+  } catch (const std::exception& e) {
+    throw DataError(e.what());
+  }
 }
 
 cv::Mat decode_image(const uint8_t* data, size_t size, const std::string& where,

@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   fervid::cli::add_info_command(app, global);
   fervid::cli::add_data_command(app, global);
   fervid::cli::add_eval_command(app, global);
+#ifdef FERVID_WITH_OPENCV
+  fervid::cli::add_predict_command(app, global);
+#endif
   std::string command_line = "fervid";
   for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];
   fervid::cli::add_train_command(app, global, command_line);

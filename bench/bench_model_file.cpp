@@ -1,0 +1,71 @@
+// Per-face latency of a given model file: fervid::load_model(FERVID_BENCH_MODEL), eval mode,
+// batch 1 forward. A program, not a test; bench/compare_with_pytorch.py --model FILE runs it
+// beside Python PyTorch on the same weights. FERVID_BENCH_THREADS sets libtorch's intra-op
+// threads (unset or 0: every core, as fervid_bench_model).
+//
+//   FERVID_BENCH_MODEL=models/x.fervid fervid_bench_model_file --benchmark_format=json
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "fervid/model.h"
+#include "fervid/model_io.h"
+#include "fervid/runtime.h"
+
+namespace {
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+void BM_ModelFileInferBatch1(benchmark::State& state, const std::string& path) {
+  auto loaded = fervid::load_model(path);  // eval mode
+  auto& net = loaded.net;
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(0);
+  const auto& c = net->config();
+  auto x = torch::randn({1, c.in_channels, c.input_size, c.input_size});
+  for (int i = 0; i < 3; ++i) net->forward(x);  // warm-up: oneDNN primitive creation
+  for (auto _ : state) benchmark::DoNotOptimize(net->forward(x).logits.data_ptr<float>());
+  state.SetItemsProcessed(state.iterations());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string path = env("FERVID_BENCH_MODEL");
+  if (path.empty()) {
+    std::cerr << "fervid_bench_model_file: set FERVID_BENCH_MODEL to a model file (.fervid)\n";
+    return 2;
+  }
+  const std::string threads = env("FERVID_BENCH_THREADS");
+  int n = 0;
+  try {
+    n = threads.empty() ? 0 : std::stoi(threads);
+  } catch (const std::exception&) {
+    n = -1;
+  }
+  if (n < 0) {
+    std::cerr << "fervid_bench_model_file: FERVID_BENCH_THREADS is '" << threads << "', expected a count >= 0\n";
+    return 2;
+  }
+  fervid::configure_runtime(n);
+  try {
+    fervid::read_model_config(path);  // a bad file fails here, with its message, not mid-run
+  } catch (const std::exception& e) {
+    std::cerr << "fervid_bench_model_file: " << e.what() << "\n";
+    return 1;
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("fervid_commit", FERVID_GIT_COMMIT);
+  benchmark::AddCustomContext("threads", std::to_string(fervid::runtime_threads()));
+  benchmark::AddCustomContext("model", path);
+  benchmark::RegisterBenchmark("BM_ModelFileInferBatch1", BM_ModelFileInferBatch1, path)
+      ->Unit(benchmark::kMillisecond);  // no MinTime here: --benchmark_min_time governs
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,76 @@
+// fervid::Analyzer: faces and their expressions in an image, with a model loaded once
+// (design.md section 1: detect -> [align] -> crop, gray, bilinear resize -> classify).
+//
+//   fervid::Analyzer analyzer(fervid::default_model_path());
+//   for (const auto& f : analyzer.analyze(fervid::read_image("photo.jpg")))
+//     std::cout << f.label_name << " " << f.confidence << " at " << f.box << "\n";
+//
+// Thread safety: analyze(), analyze_boxes() and detect() are const and may be called from
+// several threads on one Analyzer (detection is serialised inside FaceDetector; the network is
+// read-only). A VideoSession (video.h) holds per-stream state and is not thread-safe: one per
+// stream.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+
+#include <string>
+#include <vector>
+
+#include "fervid/classifier.h"
+#include "fervid/vision.h"
+
+namespace fervid {
+
+struct AnalyzerOptions {
+  // Detection, alignment and crop. preprocess.size is always the model's input size.
+  FacePipelineOptions faces;
+  ClassifierOptions classifier;
+};
+
+struct FaceExpression {
+  cv::Rect box;                        // input image coordinates
+  std::vector<cv::Point2f> landmarks;  // 68 points when aligning, else empty
+  int label = -1;
+  std::string label_name;
+  float confidence = 0;                // probs[label]
+  std::vector<float> probs;            // one per class (class_names() order)
+};
+
+class Analyzer {
+ public:
+  // Loads the model (ModelFileError naming the file), the face detector and, when
+  // options.faces.preprocess.align is set, the landmark model (DataError naming the file).
+  explicit Analyzer(const std::string& model_path, AnalyzerOptions options = {});
+  ~Analyzer();
+  Analyzer(Analyzer&&) noexcept;
+  Analyzer& operator=(Analyzer&&) noexcept;
+
+  // Every face in `image` (gray, BGR or BGRA, 8-bit), left to right, classified in one batch.
+  // No face: an empty vector. Empty or non-8-bit image: std::invalid_argument.
+  std::vector<FaceExpression> analyze(const cv::Mat& image) const;
+  // The faces in boxes already known (a tracker's); same order as `boxes`.
+  std::vector<FaceExpression> analyze_boxes(const cv::Mat& image, const std::vector<cv::Rect>& boxes) const;
+  // Detection alone.
+  std::vector<cv::Rect> detect(const cv::Mat& image) const;
+
+  const std::vector<std::string>& class_names() const;
+  const Classifier& classifier() const;
+  const FacePipeline& pipeline() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// {"box": {"x","y","w","h"}, "label", "confidence", "probs": {class: p}, "landmarks": [[x, y]...]}
+// (landmarks only when present); `names` orders the probabilities.
+nlohmann::json to_json(const FaceExpression& face, const std::vector<std::string>& names);
+
+// Draws each face's box and "label 87%" on `image` (BGR, CV_8UC3; gray is converted in place),
+// one colour per class, text sized to the image.
+void draw_expressions(cv::Mat& image, const std::vector<FaceExpression>& faces);
+// The colour (BGR) fervid draws class `label` with.
+cv::Scalar expression_color(int label);
+
+}  // namespace fervid

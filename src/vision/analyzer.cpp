@@ -1,0 +1,118 @@
+#include "fervid/analyzer.h"
+
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <stdexcept>
+
+#include "vision_internal.h"
+
+namespace fervid {
+
+struct Analyzer::Impl {
+  Impl(const std::string& model_path, AnalyzerOptions o)
+      : classifier(model_path, o.classifier), pipeline(with_model_size(o.faces, classifier.input_size())) {}
+  static FacePipelineOptions with_model_size(FacePipelineOptions f, int size) {
+    f.preprocess.size = size;
+    return f;
+  }
+  Classifier classifier;
+  FacePipeline pipeline;
+};
+
+Analyzer::Analyzer(const std::string& model_path, AnalyzerOptions options)
+    : impl_(std::make_unique<Impl>(model_path, std::move(options))) {
+  if (impl_->classifier.config().in_channels != 1) {
+    throw std::invalid_argument(model_path + ": the Analyzer feeds gray faces; this model expects " +
+                                std::to_string(impl_->classifier.config().in_channels) + " channels");
+  }
+}
+
+Analyzer::~Analyzer() = default;
+Analyzer::Analyzer(Analyzer&&) noexcept = default;
+Analyzer& Analyzer::operator=(Analyzer&&) noexcept = default;
+
+namespace {
+std::vector<FaceExpression> classify_prepared(const Classifier& classifier, const std::vector<PreparedFace>& faces) {
+  std::vector<const uint8_t*> crops;
+  crops.reserve(faces.size());
+  for (const auto& f : faces) crops.push_back(f.face.ptr<uint8_t>());
+  const auto scores = classifier.classify(crops);
+  std::vector<FaceExpression> out(faces.size());
+  for (size_t i = 0; i < faces.size(); ++i) {
+    auto& e = out[i];
+    e.box = faces[i].box;
+    e.landmarks = faces[i].landmarks;
+    e.label = scores[i].label;
+    e.label_name = classifier.class_names().at(static_cast<size_t>(e.label));
+    e.confidence = scores[i].confidence;
+    e.probs = scores[i].probs;
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<FaceExpression> Analyzer::analyze(const cv::Mat& image) const {
+  return classify_prepared(impl_->classifier, impl_->pipeline.run(image));
+}
+
+std::vector<FaceExpression> Analyzer::analyze_boxes(const cv::Mat& image, const std::vector<cv::Rect>& boxes) const {
+  const cv::Mat gray = vision_internal::to_gray(image, "Analyzer::analyze_boxes");
+  std::vector<PreparedFace> faces;
+  faces.reserve(boxes.size());
+  for (const auto& b : boxes) faces.push_back(impl_->pipeline.prepare(gray, b));
+  return classify_prepared(impl_->classifier, faces);
+}
+
+std::vector<cv::Rect> Analyzer::detect(const cv::Mat& image) const { return impl_->pipeline.detector().detect(image); }
+
+const std::vector<std::string>& Analyzer::class_names() const { return impl_->classifier.class_names(); }
+const Classifier& Analyzer::classifier() const { return impl_->classifier; }
+const FacePipeline& Analyzer::pipeline() const { return impl_->pipeline; }
+
+nlohmann::json to_json(const FaceExpression& f, const std::vector<std::string>& names) {
+  nlohmann::json probs = nlohmann::json::object();
+  for (size_t k = 0; k < f.probs.size(); ++k) probs[k < names.size() ? names[k] : std::to_string(k)] = f.probs[k];
+  nlohmann::json j = {{"box", {{"x", f.box.x}, {"y", f.box.y}, {"w", f.box.width}, {"h", f.box.height}}},
+                      {"label", f.label_name},
+                      {"confidence", f.confidence},
+                      {"probs", probs}};
+  if (!f.landmarks.empty()) {
+    auto& l = j["landmarks"] = nlohmann::json::array();
+    for (const auto& p : f.landmarks) l.push_back({p.x, p.y});
+  }
+  return j;
+}
+
+cv::Scalar expression_color(int label) {
+  // angry red, disgust green, fear purple, happy yellow, sad blue, surprise orange, neutral gray
+  static const cv::Scalar kColors[] = {{40, 40, 220}, {40, 160, 40}, {160, 60, 150}, {0, 210, 255},
+                                       {200, 110, 30}, {0, 140, 255}, {170, 170, 170}};
+  return label >= 0 && label < 7 ? kColors[label] : cv::Scalar(255, 255, 255);
+}
+
+void draw_expressions(cv::Mat& image, const std::vector<FaceExpression>& faces) {
+  if (image.empty()) throw std::invalid_argument("draw_expressions: empty image");
+  if (image.type() == CV_8UC1) cv::cvtColor(image, image, cv::COLOR_GRAY2BGR);
+  if (image.type() == CV_8UC4) cv::cvtColor(image, image, cv::COLOR_BGRA2BGR);
+  if (image.type() != CV_8UC3) throw std::invalid_argument("draw_expressions: expected an 8-bit gray, BGR or BGRA image");
+  const double scale = std::clamp(std::max(image.cols, image.rows) / 900.0, 0.45, 2.0);
+  const int thick = std::max(1, static_cast<int>(std::lround(2 * scale)));
+  for (const auto& f : faces) {
+    const auto color = expression_color(f.label);
+    cv::rectangle(image, f.box, color, thick, cv::LINE_AA);
+    for (const auto& p : f.landmarks) cv::circle(image, p, std::max(1, thick / 2), color, cv::FILLED, cv::LINE_AA);
+    char text[64];
+    std::snprintf(text, sizeof(text), "%s %.0f%%", f.label_name.c_str(), 100.0 * f.confidence);
+    int base = 0;
+    const auto size = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, scale, thick, &base);
+    cv::Point org(f.box.x, f.box.y - 6 * thick);
+    if (org.y - size.height < 0) org.y = f.box.y + f.box.height + size.height + 4 * thick;  // below the box
+    const cv::Rect bg(org.x - 2, org.y - size.height - 3, size.width + 4, size.height + base + 5);
+    cv::rectangle(image, bg & cv::Rect(0, 0, image.cols, image.rows), color, cv::FILLED);
+    cv::putText(image, text, org, cv::FONT_HERSHEY_SIMPLEX, scale, cv::Scalar(0, 0, 0), thick, cv::LINE_AA);
+  }
+}
+
+}  // namespace fervid
