@@ -17,6 +17,8 @@ Configurations (--configs, comma-separated; default train-mcsa,train-vgg16,infer
   train-vgg16  training step, vgg16, width 0.25, input 48, batch 32  (BM_TrainStepBatch32)
   infer-mcsa   inference, mcsa, width 0.25, input 48, batch 1        (BM_InferBatch1)
   model        inference of --model's weights, batch 1              (fervid_bench_model_file)
+  model-classifier  the same weights through fervid::Classifier, as the Analyzer runs them
+                    (BatchNorm folded; gray bytes in, probabilities out) (fervid_bench_model_file)
 
 Timing: fervid_bench_model's benchmarks fix their own minimum time (2 s training, 1 s
 inference); the Python side runs as long by default. --min-time overrides the Python side and
@@ -55,6 +57,9 @@ CONFIGS = {
     "infer-mcsa": dict(kind="infer", variant="mcsa", width=0.25, input=48, batch=1, min_time=1.0,
                        benchmark="BM_InferBatch1"),
     "model": dict(kind="infer-file", batch=1, min_time=1.0, benchmark="BM_ModelFileInferBatch1"),
+    # What fervid's Analyzer runs per face: the Classifier (BatchNorm folded, InferenceMode, a gray
+    # crop in, probabilities out) against Python's plain forward of the same weights.
+    "model-classifier": dict(kind="infer-file", batch=1, min_time=1.0, benchmark="BM_ModelFileClassifyFace"),
 }
 
 
@@ -220,11 +225,11 @@ def main():
     if args.threads < 1 or args.repeats < 1:
         ap.error("--threads and --repeats must be >= 1")
     names = (args.configs.split(",") if args.configs else
-             ["train-mcsa", "train-vgg16", "infer-mcsa"] + (["model"] if args.model else []))
+             ["train-mcsa", "train-vgg16", "infer-mcsa"] + (["model", "model-classifier"] if args.model else []))
     for n in names:
         if n not in CONFIGS:
             ap.error(f"unknown configuration '{n}' (expected: {', '.join(CONFIGS)})")
-    if "model" in names and not args.model:
+    if any(CONFIGS[n]["kind"] == "infer-file" for n in names if n in CONFIGS) and not args.model:
         ap.error("configuration 'model' needs --model FILE")
     if args.model and not os.path.isfile(args.model):
         sys.exit(f"compare_with_pytorch: model file {args.model} not found")

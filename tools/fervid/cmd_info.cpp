@@ -1,11 +1,15 @@
 // fervid info: per-layer parameters, multiply-accumulates and output shapes.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <iostream>
 #include <memory>
 
 #include "commands.h"
+#include "fervid/classifier.h"
 #include "fervid/config_json.h"
+#include "fervid/hash.h"
+#include "fervid/model_io.h"
 #include "fervid/summary.h"
 
 namespace fervid::cli {
@@ -14,6 +18,7 @@ namespace {
 
 struct InfoOptions {
   std::string variant = "mcsa";
+  std::string model;
   double width = 1.0;
   int input = 48;
   std::string multiscale = "auto";  // auto | on | off
@@ -83,20 +88,43 @@ void add_info_command(CLI::App& app, const GlobalOptions& /*global*/) {
       ->check(CLI::IsMember({"auto", "on", "off"}))->capture_default_str();
   cmd->add_option("--reduction", opt->reduction, "SE channel-attention reduction r")->capture_default_str();
   cmd->add_flag("--json", opt->json, "Print JSON instead of a table");
-  cmd->callback([opt] {
+  auto* model = cmd->add_option("--model", opt->model,
+                                "Describe a model file instead (no value: the shipped default model)")
+                    ->expected(0, 1);
+  cmd->callback([opt, model] {
     ModelConfig config;
-    config.variant = parse_variant(opt->variant);
-    config.width = opt->width;
-    config.input_size = opt->input;
-    config.multiscale = opt->multiscale == "auto" ? -1 : (opt->multiscale == "on" ? 1 : 0);
-    config.se_reduction = opt->reduction;
+    nlohmann::json about;
+    if (model->count() > 0) {
+      const std::string path = opt->model.empty() ? default_model_path() : opt->model;
+      nlohmann::json meta;
+      config = read_model_config(path, &meta);
+      about = {{"path", path}, {"sha256", sha256_file(path)}, {"classes", config.classes()}, {"metadata", meta}};
+    } else {
+      config.variant = parse_variant(opt->variant);
+      config.width = opt->width;
+      config.input_size = opt->input;
+      config.multiscale = opt->multiscale == "auto" ? -1 : (opt->multiscale == "on" ? 1 : 0);
+      config.se_reduction = opt->reduction;
+    }
     config.validate();
     const auto s = summarize(config);
     if (opt->json) {
-      std::cout << to_json(s).dump(2) << "\n";
-    } else {
-      print_table(s);
+      auto j = to_json(s);
+      if (!about.is_null()) j["model"] = about;
+      std::cout << j.dump(2) << "\n";
+      return;
     }
+    if (!about.is_null()) {
+      const auto& m = about["metadata"];
+      std::cout << fmt::format("model {}\n  sha256 {}\n  classes {}\n", about["path"].get<std::string>(),
+                               about["sha256"].get<std::string>(), fmt::join(config.classes(), " "));
+      if (m.contains("command")) std::cout << "  trained by: " << m["command"].get<std::string>() << "\n";
+      if (m.contains("epoch") && m.contains("val_accuracy"))
+        std::cout << fmt::format("  epoch {} of the run, {} accuracy {:.2f}%\n", m["epoch"].get<int>() + 1,
+                                 m.value("val_split", "validation"), 100 * m["val_accuracy"].get<double>());
+      std::cout << "\n";
+    }
+    print_table(s);
   });
 }
 

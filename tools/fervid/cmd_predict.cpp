@@ -52,7 +52,8 @@ void add_predict_command(CLI::App& app, const GlobalOptions& /*global*/) {
   struct Flags {
     std::vector<std::string> inputs;
     bool json = false;
-    std::string annotate;
+    std::string annotate, crops;
+    bool whole = false;
     AnalyzerFlags analyzer;
   };
   auto f = std::make_shared<Flags>();
@@ -61,11 +62,15 @@ void add_predict_command(CLI::App& app, const GlobalOptions& /*global*/) {
   cmd->add_flag("--json", f->json, "Print one JSON document (images, faces, boxes, probabilities)");
   cmd->add_option("--annotate", f->annotate,
                   "Write the image with boxes and labels here (a folder when several images are given)");
+  cmd->add_option("--crops", f->crops, "Write each face as the network sees it (gray, model size) into this folder");
+  cmd->add_flag("--whole-image", f->whole, "Each image is one face already cropped: no detection (margin 0)");
   f->analyzer.add_to(cmd);
   cmd->callback([f] {
     const auto files = expand_inputs(f->inputs);
     const bool many = files.size() > 1;
     if (!f->annotate.empty() && many) fs::create_directories(fs::u8path(f->annotate));
+    if (!f->crops.empty()) fs::create_directories(fs::u8path(f->crops));
+    if (f->whole) f->analyzer.options.faces.preprocess.margin = 0;
     const auto analyzer = f->analyzer.make();
     const auto& names = analyzer.class_names();
     nlohmann::json report = {{"model", f->analyzer.model_path()}, {"images", nlohmann::json::array()}};
@@ -75,7 +80,15 @@ void add_predict_command(CLI::App& app, const GlobalOptions& /*global*/) {
       nlohmann::json entry = {{"image", file}};
       try {
         cv::Mat image = read_image(file);
-        const auto faces = analyzer.analyze(image);
+        const auto faces = f->whole ? analyzer.analyze_boxes(image, {cv::Rect(0, 0, image.cols, image.rows)})
+                                    : analyzer.analyze(image);
+        if (!f->crops.empty()) {
+          const auto stem = fs::u8path(file).stem().u8string();
+          for (size_t i = 0; i < faces.size(); ++i) {
+            const auto crop = analyzer.pipeline().prepare(image, faces[i].box).face;
+            write_image((fs::u8path(f->crops) / fs::u8path(stem + "-face" + std::to_string(i + 1) + ".png")).u8string(), crop);
+          }
+        }
         faces_total += faces.size();
         entry["width"] = image.cols;
         entry["height"] = image.rows;

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   fervid::cli::add_eval_command(app, global);
 #ifdef FERVID_WITH_OPENCV
   fervid::cli::add_predict_command(app, global);
+  fervid::cli::add_video_command(app, global);
 #endif
   std::string command_line = "fervid";
   for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];

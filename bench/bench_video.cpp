@@ -1,0 +1,201 @@
+// Frames per second of the video pipeline (VideoSession: detect + follow + classify + smooth) on
+// a real clip and on a synthetic 640 x 480 stream, with the detector on every frame, every 5th
+// frame, and on every frame with a full scan every 10th (local windows in between). Decoding is
+// measured on its own (BM_VideoDecode) and kept out of the pipeline numbers: the clip is decoded
+// into memory first. Counters per frame: detect_ms, follow_ms, classify_ms, faces. A program, not
+// a test.
+//
+//   FERVID_BENCH_MODEL=experiments/x/best.fervid FERVID_BENCH_THREADS=1 fervid_bench_video
+//   fervid_bench_video --benchmark_filter=Clip --benchmark_repetitions=3 --benchmark_format=json
+//
+// FERVID_BENCH_VIDEO: the clip (default $FERVID_DATA/faces/videos/face_recognition_short_hamilton_clip.mp4);
+// FERVID_BENCH_MODEL: the model (default: the shipped one); FERVID_BENCH_THREADS: libtorch's
+// intra-op threads (unset or 0: every core).
+#include <benchmark/benchmark.h>
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/videoio.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fervid/analyzer.h"
+#include "fervid/runtime.h"
+#include "fervid/video.h"
+
+namespace {
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+struct Clip {
+  std::vector<cv::Mat> frames;
+  double fps = 30;
+  double decode_ms_per_frame = 0;
+};
+
+Clip decode(const std::string& path) {
+  Clip clip;
+  cv::VideoCapture cap(path);
+  if (!cap.isOpened()) return clip;
+  const double fps = cap.get(cv::CAP_PROP_FPS);
+  if (fps > 0 && fps <= 1000) clip.fps = fps;
+  cv::Mat frame;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (cap.read(frame)) clip.frames.push_back(frame.clone());
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!clip.frames.empty()) clip.decode_ms_per_frame = 1000 * s / static_cast<double>(clip.frames.size());
+  return clip;
+}
+
+// 150 frames of 640 x 480: the demo portrait's face (about 92 px) moving 2 px right and 1 px
+// down per frame over a textured background.
+Clip synthetic_stream() {
+  Clip clip;
+  const cv::Mat portrait = cv::imread(std::string(FERVID_EXAMPLES_DIR) + "/astronaut.png", cv::IMREAD_COLOR);
+  if (portrait.empty()) return clip;
+  const cv::Mat crop = portrait(cv::Rect(128, 20, 180, 180));
+  cv::Mat bg(480, 640, CV_8UC3);
+  for (int y = 0; y < bg.rows; ++y)
+    for (int x = 0; x < bg.cols; ++x)
+      bg.at<cv::Vec3b>(y, x) =
+          cv::Vec3b::all(static_cast<uchar>(60 + ((x * 7 + y * 13) % 23) * 2 + x / 10 + y / 12));
+  for (int t = 0; t < 150; ++t) {
+    cv::Mat frame = bg.clone();
+    crop.copyTo(frame(cv::Rect(40 + 2 * t, 60 + t, 180, 180)));
+    clip.frames.push_back(frame);
+  }
+  return clip;
+}
+
+const fervid::Analyzer* g_analyzer = nullptr;
+
+// One iteration: the whole clip through a fresh session (as a stream starts).
+void BM_Pipeline(benchmark::State& state, const Clip* clip, fervid::VideoOptions options) {
+  if (clip->frames.empty()) {
+    state.SkipWithError("no frames (see the message above)");
+    return;
+  }
+  options.keep_entries = false;
+  {  // warm-up: oneDNN primitives, cascade buffers
+    fervid::VideoSession warm(*g_analyzer, options);
+    for (size_t i = 0; i < std::min<size_t>(5, clip->frames.size()); ++i) warm.process(clip->frames[i], 0.0);
+  }
+  fervid::VideoStats sum;
+  for (auto _ : state) {
+    fervid::VideoSession session(*g_analyzer, options);
+    for (size_t i = 0; i < clip->frames.size(); ++i)
+      benchmark::DoNotOptimize(session.process(clip->frames[i], static_cast<double>(i) / clip->fps).size());
+    const auto& s = session.stats();
+    sum.frames += s.frames;
+    sum.faces += s.faces;
+    sum.detect_s += s.detect_s;
+    sum.follow_s += s.follow_s;
+    sum.classify_s += s.classify_s;
+  }
+  const double n = static_cast<double>(std::max<int64_t>(1, sum.frames));
+  state.SetItemsProcessed(sum.frames);  // items_per_second = frames per second
+  state.counters["detect_ms"] = 1000 * sum.detect_s / n;
+  state.counters["follow_ms"] = 1000 * sum.follow_s / n;
+  state.counters["classify_ms"] = 1000 * sum.classify_s / n;
+  state.counters["faces"] = static_cast<double>(sum.faces) / n;
+  state.counters["decode_ms"] = clip->decode_ms_per_frame;  // measured once, at load, not included above
+}
+
+// Decoding alone: open the file and read every frame.
+void BM_VideoDecode(benchmark::State& state, const std::string& path) {
+  int64_t frames = 0;
+  for (auto _ : state) {
+    cv::VideoCapture cap(path);
+    if (!cap.isOpened()) {
+      state.SkipWithError(("cannot open " + path).c_str());
+      return;
+    }
+    cv::Mat frame;
+    while (cap.read(frame)) ++frames;
+  }
+  state.SetItemsProcessed(frames);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string threads = env("FERVID_BENCH_THREADS");
+  int n = 0;
+  try {
+    n = threads.empty() ? 0 : std::stoi(threads);
+  } catch (const std::exception&) {
+    n = -1;
+  }
+  if (n < 0) {
+    std::cerr << "fervid_bench_video: FERVID_BENCH_THREADS is '" << threads << "', expected a count >= 0\n";
+    return 2;
+  }
+  fervid::configure_runtime(n);
+  std::string video = env("FERVID_BENCH_VIDEO");
+  if (video.empty() && !env("FERVID_DATA").empty())
+    video = env("FERVID_DATA") + "/faces/videos/face_recognition_short_hamilton_clip.mp4";
+  std::unique_ptr<fervid::Analyzer> analyzer;
+  std::string model;
+  try {
+    model = env("FERVID_BENCH_MODEL").empty() ? fervid::default_model_path() : env("FERVID_BENCH_MODEL");
+    const fervid::AnalyzerOptions options;
+    analyzer = std::make_unique<fervid::Analyzer>(model, options);
+  } catch (const std::exception& e) {
+    std::cerr << "fervid_bench_video: " << e.what() << " (set FERVID_BENCH_MODEL to a model file)\n";
+    return 1;
+  }
+  g_analyzer = analyzer.get();
+  static const Clip clip = video.empty() ? Clip{} : decode(video);
+  static const Clip synthetic = synthetic_stream();
+  if (video.empty()) {
+    std::cerr << "fervid_bench_video: no clip: set FERVID_BENCH_VIDEO or FERVID_DATA; the clip benchmarks "
+                 "are skipped\n";
+  } else if (clip.frames.empty()) {
+    std::cerr << "fervid_bench_video: " << video
+              << ": cannot be read as a video; the clip benchmarks are skipped\n";
+  }
+
+  benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("fervid_commit", FERVID_GIT_COMMIT);
+  benchmark::AddCustomContext("threads", std::to_string(fervid::runtime_threads()));
+  benchmark::AddCustomContext("model", model);
+  benchmark::AddCustomContext("video", video);
+  if (!clip.frames.empty()) {
+    benchmark::AddCustomContext("video_frames", std::to_string(clip.frames.size()));
+    benchmark::AddCustomContext(
+        "video_size", std::to_string(clip.frames[0].cols) + "x" + std::to_string(clip.frames[0].rows));
+  }
+  fervid::VideoOptions every1, every5, local;
+  every1.full_scan_every = 1;  // the whole frame scanned on every frame
+  every5.detect_every = 5;
+  every5.full_scan_every = 1;
+  local.full_scan_every = 10;
+  const struct {
+    const char* name;
+    const Clip* clip;
+    fervid::VideoOptions options;
+  } runs[] = {{"BM_ClipDetectEvery1", &clip, every1},
+              {"BM_ClipDetectEvery5", &clip, every5},
+              {"BM_ClipDetectEvery1FullScanEvery10", &clip, local},
+              {"BM_Synthetic640x480DetectEvery1", &synthetic, every1},
+              {"BM_Synthetic640x480DetectEvery5", &synthetic, every5},
+              {"BM_Synthetic640x480DetectEvery1FullScanEvery10", &synthetic, local}};
+  for (const auto& r : runs)
+    benchmark::RegisterBenchmark(r.name, BM_Pipeline, r.clip, r.options)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  if (!video.empty())
+    benchmark::RegisterBenchmark("BM_VideoDecode", BM_VideoDecode, video)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Writes models/README.md, the shipped model's card, from the records that back every number.
+
+    python3 scripts/model_card.py --run experiments/<run> [--ckplus experiments/<cv>/cv.json]
+                                  [--latency bench-vs-pytorch.json] [--fervid build/fervid]
+
+--run: the training run kept in experiments/ (command.txt, config.json, metrics.jsonl,
+curves.png and eval-*/report.json from `fervid eval` on PublicTest and PrivateTest).
+Numbers are copied from those JSON files, never typed; the card names each file it used.
+Text that is judgement (limits, biases) lives here, in LIMITS.
+"""
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL = "models/fervid-default.fervid"
+
+LIMITS = """\
+- **What it was trained on.** FER2013: 35,887 48x48 gray faces found by Google image search
+  (2013), labelled once by crowd workers. Roughly one label in ten is wrong (FER+'s re-labelling
+  disagrees with about 10-15% of them); human accuracy on FER2013 is about 65 +/- 5%. The model
+  learns posed and exaggerated expressions of mostly adult, mostly light-skinned faces seen from
+  the front. Expect lower accuracy on children, older people, darker skin (under-represented in
+  FER2013), profile or tilted faces, glasses and masks, poor light and low resolution. We have
+  not measured accuracy per demographic group: the data carries no such labels.
+- **Classes are not equally reliable.** Happy and surprise are recognised well; disgust (only
+  547 training images) and fear are weak and are mostly confused with angry, sad and surprise
+  (see the recall table and the confusion matrix). Do not act on a single "fear" or "disgust".
+- **An expression is not an emotion.** The model reads the configuration of a face in one frame,
+  not what a person feels. In a class or a call, use it for aggregate, anonymous trends over
+  time (the video timeline smooths each face), never to judge, grade or monitor a person.
+- **Faces it never sees.** Faces are found by OpenCV's frontal Haar cascade: profile faces,
+  faces smaller than about 30 px (60 px in 1080p frames with the default detection side), and
+  strongly rotated faces are missed, and then get no prediction at all.
+- **Calibration.** Probabilities are reasonably calibrated on FER2013 (ECE below), not on your
+  camera: treat them as scores.
+"""
+
+
+def load(path):
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def find_reports(run):
+    """{(split, tta): (path, report)} from eval-*/report.json under the run."""
+    out = {}
+    for d in sorted(os.listdir(run)):
+        p = os.path.join(run, d, "report.json")
+        if d.startswith("eval") and os.path.isfile(p):
+            r = load(p)
+            split = r["protocol"].replace("split ", "")
+            out[(split, r["tta"])] = (os.path.relpath(p, ROOT), r)
+    return out
+
+
+def pct(x):
+    return f"{100 * x:.2f}%"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--ckplus", help="cv.json of `fervid cv` fine-tuned from this model's run")
+    ap.add_argument("--latency", help="JSON of bench/compare_with_pytorch.py --model " + MODEL)
+    ap.add_argument("--fervid", default=os.path.join(ROOT, "build", "fervid"))
+    a = ap.parse_args()
+    run = os.path.abspath(a.run)
+    model = os.path.join(ROOT, MODEL)
+    if not os.path.isfile(model):
+        sys.exit(f"model_card: {model} is missing")
+    info = json.loads(subprocess.run([a.fervid, "info", "--model", model, "--json"], check=True,
+                                     capture_output=True, text=True).stdout)
+    meta, cfg, tot = info["model"]["metadata"], info["config"], info["totals"]
+    reports = find_reports(run)
+    priv = reports.get(("PrivateTest", "none"))
+    if priv is None:
+        sys.exit(f"model_card: {run} has no PrivateTest single-crop report (fervid eval ... --split PrivateTest)")
+    if priv[1]["model_sha256"] != info["model"]["sha256"]:
+        sys.exit(f"model_card: {priv[0]} evaluated another model (sha256 differs from {MODEL})")
+    with open(os.path.join(run, "command.txt")) as fh:
+        command = fh.read().strip()
+    epochs = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl"))]
+    best = max(epochs, key=lambda e: e["val_accuracy"])
+    minutes = sum(e["seconds"] for e in epochs) / 60
+    rel_run = os.path.relpath(run, ROOT)
+    L = []
+    L.append("# The shipped model: `fervid-default.fervid`\n")
+    L.append(f"MCSA-VGGNet (`{cfg['variant']}`), width {cfg['width']}, input 1x{cfg['input_size']}x{cfg['input_size']} gray, "
+             f"{tot['params']:,} parameters, {tot['macs'] / 1e6:.1f} M multiply-accumulates per face; "
+             f"{os.path.getsize(model) / 1e6:.1f} MB. Classes: {', '.join(info['model']['classes'])}.\n")
+    L.append(f"- File: `{MODEL}`, sha256 `{info['model']['sha256']}`")
+    L.append(f"- Found by `fervid predict` / `fervid video` / `fervid::default_model_path()` without flags.")
+    L.append(f"- Preprocessing: Haar face box grown by 10% per side, gray, bilinear resize to "
+             f"{cfg['input_size']}x{cfg['input_size']}, (x/255 - {cfg['norm_mean']}) / {cfg['norm_std']}.\n")
+    L.append("## Training\n")
+    data_sha = priv[1].get("data_sha256")
+    L.append(f"- Data: FER2013 (`fer2013.csv.gz`, sha256 `{data_sha}`), Training split (28,709 faces); "
+             "checkpoint chosen on PublicTest (3,589), reported on PrivateTest (3,589), never used for a choice.")
+    L.append(f"- Command (this project's own `fervid train`, on a 2-core CPU, {minutes:.0f} minutes, {len(epochs)} epochs):\n")
+    L.append("  ```sh\n  " + command + "\n  ```\n")
+    L.append(f"- Best epoch on PublicTest: {best['epoch'] + 1} ({pct(best['val_accuracy'])}). Run record: `{rel_run}/` "
+             "(config.json, metrics.jsonl, curves.png, eval reports).\n")
+    L.append(f"![training curves](../{rel_run}/curves.png)\n")
+    L.append("## Accuracy on FER2013\n")
+    L.append("| split | test-time augmentation | accuracy | macro-F1 | ECE | report |")
+    L.append("|---|---|---|---|---|---|")
+    for split in ("PublicTest", "PrivateTest"):
+        for tta in ("none", "flip", "tencrop"):
+            if (split, tta) in reports:
+                p, r = reports[(split, tta)]
+                m = r["metrics"]
+                L.append(f"| {split}{' (chose the checkpoint)' if split == 'PublicTest' else ''} | {tta} | "
+                         f"{pct(m['accuracy'])} | {m['macro_f1']:.3f} | {m['ece']:.3f} | `{p}` |")
+    m = priv[1]["metrics"]
+    L.append("\nPrivateTest, single crop, per class:\n")
+    L.append("| class | precision | recall | F1 | support |")
+    L.append("|---|---|---|---|---|")
+    for name in m["confusion_matrix"]["classes"]:
+        c = m["per_class"][name]
+        L.append(f"| {name} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |")
+    L.append("\nConfusion matrix (rows: true class, columns: predicted), PrivateTest, single crop:\n")
+    names = m["confusion_matrix"]["classes"]
+    L.append("| | " + " | ".join(names) + " |")
+    L.append("|---|" + "---|" * len(names))
+    for n, row in zip(names, m["confusion_matrix"]["counts"]):
+        L.append(f"| **{n}** | " + " | ".join(str(v) for v in row) + " |")
+    L.append(f"\n![confusion matrix](../{os.path.dirname(priv[0])}/confusion.png)\n")
+    e = m["embedding"]
+    L.append(f"Embedding (PrivateTest): mean distance to the own class centre {e['intra_class_mean_distance']:.3f}, "
+             f"between class centres {e['inter_class_center_mean_distance']:.3f} (closest pair "
+             f"{e['inter_class_center_min_distance']:.3f}), ratio {e['inter_over_intra']:.2f}.\n")
+    L.append("Reproduce: `fervid eval --model " + MODEL + " --data $FERVID_DATA/fer2013/fer2013.csv.gz --split PrivateTest "
+             "--tta none` (and `--tta flip`, `--tta tencrop`, `--split PublicTest`).\n")
+    if a.ckplus:
+        cv = load(a.ckplus)
+        s = cv.get("subject_cv")
+        r = cv.get("random_split")
+        L.append("## CK+ (fine-tuned from this model)\n")
+        L.append(f"CK+48, contempt dropped (927 images, 6 classes, 106 subjects), every weight fine-tuned from the "
+                 f"FER2013 model; record `{os.path.relpath(os.path.abspath(a.ckplus), ROOT)}`. Command:\n")
+        L.append("```sh\n" + cv["command"] + "\n```\n")
+        if s:
+            L.append(f"- Subject-independent {len(s['accuracies'])}-fold cross-validation: **{pct(s['mean'])} +/- {pct(s['std'])}** "
+                     f"(folds: {', '.join(f'{100 * x:.1f}' for x in s['accuracies'])}); each fold's last-epoch model on its held-out subjects.")
+        if r:
+            L.append(f"- The paper's random 9:1 split (subjects shared between train and test: optimistic): {pct(r['mean'])}.")
+        L.append("")
+    if a.latency:
+        lat = load(a.latency)
+        L.append("## Speed on this machine\n")
+        L.append(f"Recorded by `bench/compare_with_pytorch.py` (`{os.path.relpath(os.path.abspath(a.latency), ROOT)}`), "
+                 f"batch 1, {lat.get('threads', '?')} threads, warm, medians:\n")
+        L.append("| what | fervid | Python PyTorch, same weights | fervid / Python (speed) |")
+        L.append("|---|---|---|---|")
+        what = {"model": "network forward (BatchNorm not folded), float input",
+                "model-classifier": "per face as the Analyzer runs it (fervid::Classifier: folded, gray bytes in)"}
+        for e in lat.get("configs", []):
+            if e["name"] not in what:
+                continue
+            f, p = e["median"]["fervid"]["ms_per_iter"], e["median"]["python"]["ms_per_iter"]
+            L.append(f"| {what[e['name']]} | {f:.2f} ms | {p:.2f} ms | {e['ratio_fervid_over_python']:.2f}x |")
+        L.append(f"\nLoad average during the run: {lat['loadavg_before'][0]:.1f} -> {lat['loadavg_after'][0]:.1f} "
+                 f"(2 cores; OMP_WAIT_POLICY={lat.get('omp_wait_policy')}).")
+        L.append("")
+    L.append("## Limits and biases\n")
+    L.append(LIMITS)
+    out = os.path.join(ROOT, "models", "README.md")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), prefix=".README.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(L) + "\n")
+    os.replace(tmp, out)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

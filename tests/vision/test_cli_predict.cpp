@@ -1,0 +1,120 @@
+// `fervid predict` as a user runs it: faces found and classified, JSON, annotated output and
+// crops; every kind of bad input named in the message with a non-zero exit; an image without
+// a face is an empty result and exit 0. Uses a small random model (the shipped model's outputs
+// are the golden tests' business).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "../cli_runner.h"
+#include "fervid/model.h"
+#include "fervid/model_io.h"
+
+namespace fs = std::filesystem;
+using fervid::test::run;
+
+namespace {
+
+const fs::path kRoot = FERVID_SOURCE_DIR;
+
+class Predict : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("fervid_predict_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+    fervid::ModelConfig c;
+    c.width = 0.125;
+    torch::manual_seed(1);
+    fervid::MCSANet net(c);
+    model_ = (dir_ / "tiny.fervid").string();
+    fervid::save_model(model_, net);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string predict(const std::string& args) const { return "--threads 1 predict --model " + model_ + " " + args; }
+  fs::path dir_;
+  std::string model_;
+  const std::string demo_ = (kRoot / "examples" / "astronaut.png").string();
+};
+
+}  // namespace
+
+TEST_F(Predict, FindsTheFaceWritesJsonAnnotationAndCrops) {
+  auto r = run(predict("--json --annotate " + (dir_ / "out.png").string() + " --crops " + (dir_ / "crops").string() + " " + demo_));
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  ASSERT_EQ(j["images"].size(), 1u);
+  const auto& faces = j["images"][0]["faces"];
+  ASSERT_EQ(faces.size(), 1u) << "the demo portrait has one face";
+  const auto& box = faces[0]["box"];
+  // The face is in the upper middle of the 512 x 512 portrait (hand-checked: about x 180-270, y 70-160).
+  EXPECT_NEAR(box["x"].get<int>() + box["w"].get<int>() / 2, 224, 30);
+  EXPECT_NEAR(box["y"].get<int>() + box["h"].get<int>() / 2, 115, 30);
+  double sum = 0;
+  for (const auto& [name, p] : faces[0]["probs"].items()) sum += p.get<double>();
+  EXPECT_NEAR(sum, 1.0, 1e-4);
+  EXPECT_EQ(faces[0]["probs"].size(), 7u);
+  const cv::Mat annotated = cv::imread((dir_ / "out.png").string());
+  ASSERT_FALSE(annotated.empty());
+  EXPECT_EQ(annotated.cols, 512);
+  const cv::Mat crop = cv::imread((dir_ / "crops" / "astronaut-face1.png").string(), cv::IMREAD_UNCHANGED);
+  ASSERT_FALSE(crop.empty());
+  EXPECT_EQ(crop.type(), CV_8UC1);
+  EXPECT_EQ(crop.rows, 48);
+
+  // The crop, classified as a whole image, gets exactly the same probabilities.
+  r = run(predict("--json --whole-image " + (dir_ / "crops" / "astronaut-face1.png").string()));
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto k = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  for (const auto& [name, p] : faces[0]["probs"].items())
+    EXPECT_NEAR(k["images"][0]["faces"][0]["probs"][name].get<double>(), p.get<double>(), 1e-6) << name;
+}
+
+TEST_F(Predict, AFolderAnnotatesIntoAFolder) {
+  fs::create_directories(dir_ / "in");
+  fs::copy_file(demo_, dir_ / "in" / "a.png");
+  fs::copy_file(FERVID_FIXTURES_DIR "/no_face_astronaut_backdrop.jpg", dir_ / "in" / "b.jpg");
+  auto r = run(predict("--annotate " + (dir_ / "out").string() + " " + (dir_ / "in").string()));
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("a.png: 1 face"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("b.jpg: 0 faces"), std::string::npos) << r.out;
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "a.png"));
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "b.png"));
+}
+
+TEST_F(Predict, NoFaceIsAnEmptyResultAndSuccess) {
+  auto r = run(predict("--json " FERVID_FIXTURES_DIR "/no_face_astronaut_backdrop.jpg"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  EXPECT_TRUE(j["images"][0]["faces"].empty());
+  EXPECT_EQ(j["faces"], 0);
+}
+
+TEST_F(Predict, BadInputIsNamedWithANonZeroExit) {
+  // A missing file.
+  auto r = run(predict((dir_ / "missing.jpg").string()));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("missing.jpg"), std::string::npos) << r.out;
+  // An unreadable image (a PNG signature and nothing else), beside a good one: the good one is
+  // still reported, the exit status says something failed.
+  { std::ofstream(dir_ / "broken.png", std::ios::binary) << "\x89PNG\r\n\x1a\n"; }
+  r = run(predict(demo_ + " " + (dir_ / "broken.png").string()));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("broken.png"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("astronaut.png: 1 face"), std::string::npos) << r.out;
+  // A model file of the wrong format.
+  { std::ofstream(dir_ / "model.fervid") << "not a model"; }
+  r = run("predict --model " + (dir_ / "model.fervid").string() + " " + demo_);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("model.fervid"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("not a fervid model"), std::string::npos) << r.out;
+  // An empty folder.
+  fs::create_directories(dir_ / "empty");
+  r = run(predict((dir_ / "empty").string()));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("holds no image"), std::string::npos) << r.out;
+}
