@@ -146,7 +146,7 @@ def run_fervid(args, name, cfg, min_time):
         binary = args.file_bench_binary
         env["FERVID_BENCH_MODEL"] = os.path.abspath(args.model)
         env["FERVID_BENCH_THREADS"] = str(args.threads)
-        pattern = f"^{cfg['benchmark']}$"
+        pattern = f"^{cfg['benchmark']}(/real_time)?$"
     else:
         binary = args.bench_binary
         pattern = (f"^{cfg['benchmark']}/variant:{VARIANT_INDEX[cfg['variant']]}/"

@@ -75,7 +75,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", required=True)
     ap.add_argument("--ckplus", help="cv.json of `fervid cv` fine-tuned from this model's run")
-    ap.add_argument("--latency", help="JSON of bench/compare_with_pytorch.py --model " + MODEL)
+    ap.add_argument("--latency", nargs="+", help="JSON files of bench/compare_with_pytorch.py --model " + MODEL)
     ap.add_argument("--fervid", default=os.path.join(ROOT, "build", "fervid"))
     a = ap.parse_args()
     run = os.path.abspath(a.run)
@@ -149,9 +149,16 @@ def main():
         cv = load(a.ckplus)
         s = cv.get("subject_cv")
         r = cv.get("random_split")
-        L.append("## CK+ (fine-tuned from this model)\n")
-        L.append(f"CK+48, contempt dropped (927 images, 6 classes, 106 subjects), every weight fine-tuned from the "
-                 f"FER2013 model; record `{os.path.relpath(os.path.abspath(a.ckplus), ROOT)}`. Command:\n")
+        init = cv.get("train_config", {}).get("init_from", "")
+        cv_dir = os.path.dirname(os.path.abspath(a.ckplus))
+        init_path = init if os.path.isabs(init) else os.path.normpath(os.path.join(ROOT, "runs", init))
+        same = os.path.isfile(init_path) and sha256(init_path) == info["model"]["sha256"]
+        L.append("## CK+ (fine-tuned from a FER2013 model)\n")
+        source = ("this model" if same else
+                  f"`{init}` (sha256 `{sha256(init_path)[:16]}...`), an earlier FER2013 run of the same architecture, "
+                  "not this file" if os.path.isfile(init_path) else f"`{init}`")
+        L.append(f"CK+48, contempt dropped (927 images, 6 classes, 106 subjects), every weight fine-tuned from "
+                 f"{source}; record `{os.path.relpath(cv_dir, ROOT)}/cv.json`. Command:\n")
         L.append("```sh\n" + cv["command"] + "\n```\n")
         if s:
             L.append(f"- Subject-independent {len(s['accuracies'])}-fold cross-validation: **{pct(s['mean'])} +/- {pct(s['std'])}** "
@@ -160,28 +167,32 @@ def main():
             L.append(f"- The paper's random 9:1 split (subjects shared between train and test: optimistic): {pct(r['mean'])}.")
         L.append("")
     if a.latency:
-        lat = load(a.latency)
         L.append("## Speed on this machine\n")
-        L.append(f"Recorded by `bench/compare_with_pytorch.py` (`{os.path.relpath(os.path.abspath(a.latency), ROOT)}`), "
-                 f"batch 1, {lat.get('threads', '?')} threads, warm, medians:\n")
-        L.append("| what | fervid | Python PyTorch, same weights | fervid / Python (speed) |")
-        L.append("|---|---|---|---|")
+        L.append("Recorded by `bench/compare_with_pytorch.py`, batch 1, warm, medians; fervid and Python PyTorch "
+                 "(Debian's `python3-torch`, the same library) alternate in one run:\n")
+        L.append("| what | threads | OMP_WAIT_POLICY | fervid | Python, same weights | fervid / Python (speed) | record |")
+        L.append("|---|---|---|---|---|---|---|")
         what = {"model": "network forward (BatchNorm not folded), float input",
-                "model-classifier": "per face as the Analyzer runs it (fervid::Classifier: folded, gray bytes in)"}
-        for e in lat.get("configs", []):
-            if e["name"] not in what:
-                continue
-            f, p = e["median"]["fervid"]["ms_per_iter"], e["median"]["python"]["ms_per_iter"]
-            L.append(f"| {what[e['name']]} | {f:.2f} ms | {p:.2f} ms | {e['ratio_fervid_over_python']:.2f}x |")
-        L.append(f"\nLoad average during the run: {lat['loadavg_before'][0]:.1f} -> {lat['loadavg_after'][0]:.1f} "
-                 f"(2 cores; OMP_WAIT_POLICY={lat.get('omp_wait_policy')}).")
-        L.append("")
+                "model-classifier": "per face as the Analyzer runs it (Classifier: folded, gray bytes in)"}
+        for path in a.latency:
+            lat = load(path)
+            for e in lat.get("configs", []):
+                if e["name"] not in what:
+                    continue
+                f, p = e["median"]["fervid"]["ms_per_iter"], e["median"]["python"]["ms_per_iter"]
+                L.append(f"| {what[e['name']]} | {lat.get('threads')} | {lat.get('omp_wait_policy')} | {f:.2f} ms | "
+                         f"{p:.2f} ms | {e['ratio_fervid_over_python']:.2f}x | `{os.path.relpath(os.path.abspath(path), ROOT)}` |")
+        L.append("\nOpenMP's default (ACTIVE) busy-waits between operations: fastest on an idle machine, but two "
+                 "programs doing it on the same cores slow each other down many times over. Set "
+                 "OMP_WAIT_POLICY=PASSIVE when fervid shares the CPU (a video call, ctest -j); at batch 1 it then "
+                 "runs best with `--threads 1`.\n")
     L.append("## Limits and biases\n")
     L.append(LIMITS)
     out = os.path.join(ROOT, "models", "README.md")
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), prefix=".README.", suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         fh.write("\n".join(L) + "\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, out)
     print(f"wrote {out}")
 

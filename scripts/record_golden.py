@@ -115,6 +115,7 @@ def main():
     with os.fdopen(fd, "w") as fh:
         json.dump(out, fh, indent=2)
         fh.write("\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     print(f"wrote {path}: {len(faces)} face(s) on the demo image, {len(crop_files)} crop(s)")
 
