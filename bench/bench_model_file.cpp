@@ -6,6 +6,8 @@
 //   FERVID_BENCH_MODEL=models/x.fervid fervid_bench_model_file --benchmark_format=json
 #include <benchmark/benchmark.h>
 
+#include "bench_env.h"
+
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -17,10 +19,7 @@
 
 namespace {
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
+using fervid::bench::env;
 
 void BM_ModelFileInferBatch1(benchmark::State& state, const std::string& path) {
   auto loaded = fervid::load_model(path);  // eval mode
@@ -54,17 +53,8 @@ int main(int argc, char** argv) {
     std::cerr << "fervid_bench_model_file: set FERVID_BENCH_MODEL to a model file (.fervid)\n";
     return 2;
   }
-  const std::string threads = env("FERVID_BENCH_THREADS");
-  int n = 0;
-  try {
-    n = threads.empty() ? 0 : std::stoi(threads);
-  } catch (const std::exception&) {
-    n = -1;
-  }
-  if (n < 0) {
-    std::cerr << "fervid_bench_model_file: FERVID_BENCH_THREADS is '" << threads << "', expected a count >= 0\n";
-    return 2;
-  }
+  const int n = fervid::bench::threads_from_env("fervid_bench_model_file");
+  if (n < 0) return 2;
   fervid::configure_runtime(n);
   try {
     fervid::read_model_config(path);  // a bad file fails here, with its message, not mid-run

@@ -13,6 +13,8 @@
 // intra-op threads (unset or 0: every core).
 #include <benchmark/benchmark.h>
 
+#include "bench_env.h"
+
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
 
@@ -29,10 +31,7 @@
 
 namespace {
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
+using fervid::bench::env;
 
 struct Clip {
   std::vector<cv::Mat> frames;
@@ -126,17 +125,8 @@ void BM_VideoDecode(benchmark::State& state, const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string threads = env("FERVID_BENCH_THREADS");
-  int n = 0;
-  try {
-    n = threads.empty() ? 0 : std::stoi(threads);
-  } catch (const std::exception&) {
-    n = -1;
-  }
-  if (n < 0) {
-    std::cerr << "fervid_bench_video: FERVID_BENCH_THREADS is '" << threads << "', expected a count >= 0\n";
-    return 2;
-  }
+  const int n = fervid::bench::threads_from_env("fervid_bench_video");
+  if (n < 0) return 2;
   fervid::configure_runtime(n);
   std::string video = env("FERVID_BENCH_VIDEO");
   if (video.empty() && !env("FERVID_DATA").empty())

@@ -75,15 +75,17 @@ TEST_F(Predict, FindsTheFaceWritesJsonAnnotationAndCrops) {
 }
 
 TEST_F(Predict, AFolderAnnotatesIntoAFolder) {
-  fs::create_directories(dir_ / "in");
+  fs::create_directories(dir_ / "in" / "sub");
   fs::copy_file(demo_, dir_ / "in" / "a.png");
+  fs::copy_file(demo_, dir_ / "in" / "sub" / "a.png");  // same name in a subfolder: its own output
   fs::copy_file(FERVID_FIXTURES_DIR "/no_face_astronaut_backdrop.jpg", dir_ / "in" / "b.jpg");
-  auto r = run(predict("--annotate " + (dir_ / "out").string() + " " + (dir_ / "in").string()));
+  auto r = run(predict("--annotate " + (dir_ / "out").string() + " --crops " + (dir_ / "crops").string() + " " +
+                       (dir_ / "in").string()));
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("a.png: 1 face"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("b.jpg: 0 faces"), std::string::npos) << r.out;
-  EXPECT_TRUE(fs::exists(dir_ / "out" / "a.png"));
-  EXPECT_TRUE(fs::exists(dir_ / "out" / "b.png"));
+  for (const char* f : {"a.png", "a-2.png", "b.png"}) EXPECT_TRUE(fs::exists(dir_ / "out" / f)) << f;
+  for (const char* f : {"a-face1.png", "a-2-face1.png"}) EXPECT_TRUE(fs::exists(dir_ / "crops" / f)) << f;
 }
 
 TEST_F(Predict, NoFaceIsAnEmptyResultAndSuccess) {

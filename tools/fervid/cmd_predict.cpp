@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <set>
 
 #include "analyzer_flags.h"
 #include "commands.h"
@@ -39,11 +40,13 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
   return files;
 }
 
-std::string annotated_path(const std::string& out, const std::string& image, bool many) {
-  if (!many) return out;
-  fs::path p = fs::u8path(out) / fs::u8path(image).filename();
-  p.replace_extension(".png");
-  return p.u8string();
+// A name for the image's outputs, unique within this run: its stem, then stem-2, stem-3 ...
+// (two photos called img1.jpg in different folders must not overwrite each other's output).
+std::string unique_stem(const std::string& image, std::set<std::string>& used) {
+  const std::string stem = fs::u8path(image).stem().u8string();
+  std::string name = stem;
+  for (int k = 2; !used.insert(name).second; ++k) name = stem + "-" + std::to_string(k);
+  return name;
 }
 
 }  // namespace
@@ -76,14 +79,15 @@ void add_predict_command(CLI::App& app, const GlobalOptions& /*global*/) {
     nlohmann::json report = {{"model", f->analyzer.model_path()}, {"images", nlohmann::json::array()}};
     int failed = 0;
     size_t faces_total = 0;
+    std::set<std::string> used_names;
     for (const auto& file : files) {
       nlohmann::json entry = {{"image", file}};
+      const std::string stem = unique_stem(file, used_names);
       try {
         cv::Mat image = read_image(file);
         const auto faces = f->whole ? analyzer.analyze_boxes(image, {cv::Rect(0, 0, image.cols, image.rows)})
                                     : analyzer.analyze(image);
         if (!f->crops.empty()) {
-          const auto stem = fs::u8path(file).stem().u8string();
           for (size_t i = 0; i < faces.size(); ++i) {
             const auto crop = analyzer.pipeline().prepare(image, faces[i].box).face;
             write_image((fs::u8path(f->crops) / fs::u8path(stem + "-face" + std::to_string(i + 1) + ".png")).u8string(), crop);
@@ -110,7 +114,7 @@ void add_predict_command(CLI::App& app, const GlobalOptions& /*global*/) {
         }
         if (!f->annotate.empty()) {
           draw_expressions(image, faces);
-          const auto out = annotated_path(f->annotate, file, many);
+          const auto out = many ? (fs::u8path(f->annotate) / fs::u8path(stem + ".png")).u8string() : f->annotate;
           write_image(out, image);
           entry["annotated"] = out;
           if (!f->json) std::cout << "  annotated: " << out << "\n";
