@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fervid/trainer.h"
@@ -29,5 +30,8 @@ ProtocolResult random_split_protocol(TrainConfig base, const std::string& out_di
                                      const TrainCallbacks& callbacks = {});
 
 nlohmann::json to_json(const ProtocolResult& r);
+
+// Mean and population standard deviation of per-fold scores (0, 0 when empty).
+std::pair<double, double> mean_and_std(const std::vector<double>& values);
 
 }  // namespace fervid

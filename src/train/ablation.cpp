@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "fervid/atomic_file.h"
+#include "fervid/crossval.h"
 #include "fervid/data_source.h"
 #include "fervid/model_io.h"
 #include "fervid/splits.h"
@@ -74,7 +75,6 @@ AblationRow run_arm(const AblationOptions& o, const AblationArm& arm, const Scor
     c.val_fraction = 0;
     c.train_split = c.val_split = "all";
     std::vector<Predictions> parts;
-    double sum = 0;
     for (int f = 0; f < o.folds; ++f) {
       c.fold = f;
       c.run_dir = (fs::path(dir) / ("fold-" + std::to_string(f))).string();
@@ -86,12 +86,8 @@ AblationRow run_arm(const AblationOptions& o, const AblationArm& arm, const Scor
       const auto& last = parts.back();
       const double acc = last.probs.argmax(1).eq(last.labels).to(torch::kFloat64).mean().item<double>();
       row.fold_accuracies.push_back(acc);
-      sum += acc;
     }
-    const double mean = sum / o.folds;
-    double var = 0;
-    for (double a : row.fold_accuracies) var += (a - mean) * (a - mean);
-    row.fold_std = std::sqrt(var / o.folds);
+    row.fold_std = mean_and_std(row.fold_accuracies).second;
     row.metrics = compute_metrics(concat(parts), c.model.num_classes());
   } else {
     c.run_dir = (fs::path(dir) / "run").string();
@@ -245,10 +241,8 @@ std::string ablation_markdown(const std::vector<AblationRow>& rows, const std::v
       const auto& e = r.metrics.embedding;
       std::string acc = pct(r.metrics.accuracy);
       if (folds) {
-        double mean = 0;
-        for (double a : r.fold_accuracies) mean += a;
-        mean /= static_cast<double>(r.fold_accuracies.size());
-        acc = fmt::format("{:.2f} +/- {:.2f}", 100 * mean, 100 * r.fold_std);
+        const auto [mean, sd] = mean_and_std(r.fold_accuracies);
+        acc = fmt::format("{:.2f} +/- {:.2f}", 100 * mean, 100 * sd);
       }
       md += fmt::format("| {} | {} | {} |{} {} | {} | {} | {:.4f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {} | {:.1f} |\n",
                         r.same_run_as.empty() ? r.arm.name : r.arm.name + " (= " + r.same_run_as + ")", r.parameters, acc, folds ? "" : " " + pct(r.val_accuracy) + " |",

@@ -2,18 +2,12 @@
 
 #include <cmath>
 #include <filesystem>
+#include <tuple>
 
 namespace fervid {
 
 namespace {
-void summarise(ProtocolResult& r) {
-  double sum = 0;
-  for (double a : r.accuracies) sum += a;
-  r.mean = r.accuracies.empty() ? 0 : sum / static_cast<double>(r.accuracies.size());
-  double var = 0;
-  for (double a : r.accuracies) var += (a - r.mean) * (a - r.mean);
-  r.std = r.accuracies.empty() ? 0 : std::sqrt(var / static_cast<double>(r.accuracies.size()));
-}
+void summarise(ProtocolResult& r) { std::tie(r.mean, r.std) = mean_and_std(r.accuracies); }
 
 double held_out_accuracy(const TrainResult& t) {
   if (t.epochs.empty()) throw std::runtime_error("cross-validation: a fold trained no epoch");
@@ -49,6 +43,16 @@ ProtocolResult random_split_protocol(TrainConfig base, const std::string& out_di
   r.accuracies.push_back(held_out_accuracy(train(base, command_line, callbacks)));
   summarise(r);
   return r;
+}
+
+std::pair<double, double> mean_and_std(const std::vector<double>& values) {
+  if (values.empty()) return {0, 0};
+  double sum = 0;
+  for (double a : values) sum += a;
+  const double mean = sum / static_cast<double>(values.size());
+  double var = 0;
+  for (double a : values) var += (a - mean) * (a - mean);
+  return {mean, std::sqrt(var / static_cast<double>(values.size()))};
 }
 
 nlohmann::json to_json(const ProtocolResult& r) {
