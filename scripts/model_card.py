@@ -151,7 +151,9 @@ def main():
         r = cv.get("random_split")
         init = cv.get("train_config", {}).get("init_from", "")
         cv_dir = os.path.dirname(os.path.abspath(a.ckplus))
-        init_path = init if os.path.isabs(init) else os.path.normpath(os.path.join(ROOT, "runs", init))
+        # A relative --init-from is relative to where the command ran: the repository root or runs/.
+        candidates = [init] if os.path.isabs(init) else [os.path.join(ROOT, init), os.path.join(ROOT, "runs", init)]
+        init_path = next((os.path.normpath(c) for c in candidates if os.path.isfile(c)), candidates[0])
         same = os.path.isfile(init_path) and sha256(init_path) == info["model"]["sha256"]
         L.append("## CK+ (fine-tuned from a FER2013 model)\n")
         source = ("this model" if same else
