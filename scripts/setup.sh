@@ -26,6 +26,7 @@ packages=(
   libtorch-dev libopenblas0-openmp
   libopencv-dev opencv-data libdlib-dev libdlib-data zlib1g-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libcpp-httplib-dev  # `fervid serve`
   libgtest-dev libbenchmark-dev
   python3-torch  # the reference in bench/ (same library from Python): speed ratios, same-weights checks
 )

@@ -18,6 +18,9 @@ void add_eval_command(CLI::App& app, const GlobalOptions& global);
 #ifdef FERVID_WITH_OPENCV
 void add_predict_command(CLI::App& app, const GlobalOptions& global);
 void add_video_command(CLI::App& app, const GlobalOptions& global);
+#ifdef FERVID_WITH_SERVER
+void add_serve_command(CLI::App& app, const GlobalOptions& global);
+#endif
 #endif
 // `command_line` is recorded with every run (the exact command that made a model).
 void add_train_command(CLI::App& app, const GlobalOptions& global, const std::string& command_line);

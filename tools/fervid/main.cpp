@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
 #ifdef FERVID_WITH_OPENCV
   fervid::cli::add_predict_command(app, global);
   fervid::cli::add_video_command(app, global);
+#ifdef FERVID_WITH_SERVER
+  fervid::cli::add_serve_command(app, global);
+#endif
 #endif
   std::string command_line = "fervid";
   for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];

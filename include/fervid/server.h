@@ -1,0 +1,101 @@
+// fervid::Server: the HTTP JSON service and its browser page (design.md section 7, "Service"),
+// a thin front-end over one shared Analyzer (style.md habit 14: the model is loaded once,
+// per-request settings are copies, errors are JSON with the right status, /health answers
+// readiness).
+//
+//   auto analyzer = std::make_shared<const fervid::Analyzer>(fervid::default_model_path());
+//   fervid::Server server(analyzer, {/*host=*/"127.0.0.1", /*port=*/8080});
+//   server.bind();   // throws naming host:port when the port is taken
+//   server.run();    // blocks until stop() (from another thread or a signal watcher)
+//
+// Endpoints (JSON everywhere; errors are {"error": "..."} with 400, 404, 405, 411 (a chunked
+// body), 413, 415 or 503; 500 only for internal faults):
+//   GET    /                          the browser page (photo upload; camera or shared window)
+//   GET    /health                    {"status": "ok", "model", "sessions", "max_sessions", "uptime_s"}
+//   GET    /v1/model                  class names and colours, model file, sha256, configuration
+//   POST   /v1/analyze                image bytes (image/*, application/octet-stream) or multipart
+//                                     field "image"; ?whole_image=1, ?min_face=N
+//   POST   /v1/sessions               optional JSON {"every", "smooth", "min_hits", "full_scan_every"}
+//   POST   /v1/sessions/{id}/frames   image bytes; ?t=seconds (default: the server's clock)
+//   GET    /v1/sessions/{id}          per-track summaries
+//   DELETE /v1/sessions/{id}          ends the session (answers its final summary)
+//
+// Images are decoded from memory with decode_image(): the header's size is checked against
+// max_pixels before anything is decoded (413), non-image data is refused (400).
+//
+// Threads: HTTP connections are served by `http_threads` threads (they mostly wait on the
+// network; a browser keeps idle connections open); at most `workers` requests decode and
+// analyse at once. Each analysis uses libtorch's intra-op threads, so workers x intra-op
+// threads should not exceed the cores (`fervid serve` sets intra-op = cores / workers). A live
+// session (VideoSession, not thread-safe) is guarded by its own mutex: frames of one session
+// are processed one at a time, in arrival order.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "fervid/analyzer.h"
+#include "fervid/video.h"
+
+namespace fervid {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0 = any free port (bind() returns it)
+  // Largest request body: an upload or a frame (413 above it, before the body is read).
+  int64_t max_body_bytes = int64_t{16} << 20;
+  // Largest width * height an image header may claim (413 above it, nothing decoded).
+  int64_t max_pixels = 40'000'000;
+  int max_sessions = 64;          // live sessions at once (503 when full)
+  double session_timeout_s = 60;  // a session idle this long is removed
+  int workers = 2;                // requests decoding and analysing at once
+  int http_threads = 8;           // connections served at once
+  // Defaults of a new session (a request may override every, smooth, min_hits,
+  // full_scan_every). Only running sums per track: memory stays constant however long a
+  // session lasts.
+  VideoOptions video = [] {
+    VideoOptions v;
+    v.keep_entries = false;
+    return v;
+  }();
+  // Receives one line per request ("POST /v1/analyze 200 41.2 ms"); empty = no request log.
+  std::function<void(const std::string&)> log;
+
+  // Throws std::invalid_argument naming the field and its value when one is out of range.
+  void validate() const;
+};
+
+class Server {
+ public:
+  // `analyzer` is shared (const, thread-safe) and kept alive by the server. Reads the model
+  // file once for its sha256. Throws std::invalid_argument for bad options.
+  Server(std::shared_ptr<const Analyzer> analyzer, ServerOptions options = {});
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Opens the listening socket; returns the port (the chosen one when options.port is 0).
+  // Throws std::runtime_error naming host:port and the reason (e.g. the port is in use).
+  int bind();
+  // Serves until stop(); binds first when bind() was not called. Call once. Sets SIGPIPE to
+  // ignored when it is at its default (a client hanging up would otherwise end the process).
+  void run();
+  // Stops accepting and makes run() return once the requests in flight are answered.
+  // Thread-safe, idempotent; may come before run(). Not from inside a request.
+  void stop();
+
+  int port() const;      // 0 before bind()
+  int sessions() const;  // live sessions now
+  const ServerOptions& options() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The CSS colour ("#rrggbb") the page draws class `label` with: expression_color()'s BGR.
+std::string expression_css_color(int label);
+
+}  // namespace fervid

@@ -1,0 +1,827 @@
+// fervid::Server (server.h): routes, request parsing and sessions over cpp-httplib.
+#include "fervid/server.h"
+
+#include <httplib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+
+#include "fervid/config_json.h"
+#include "fervid/hash.h"
+#include "fervid/image_io.h"
+#include "page_html.h"  // kPageHtml, generated from page.html at configure time
+
+namespace fervid {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// An error answered with its own status code and {"error": message}.
+struct HttpError : std::runtime_error {
+  HttpError(int s, const std::string& message) : std::runtime_error(message), status(s) {}
+  int status;
+};
+
+// Strings from requests (a multipart file name, a header) may be any bytes: never let a dump throw.
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(dump(body), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& message) {
+  send_json(res, status, {{"error", message}});
+}
+
+// A counting semaphore (C++17 has none): at most `n` holders at once.
+class Slots {
+ public:
+  explicit Slots(int n) : free_(n) {}
+  void acquire() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [&] { return free_ > 0; });
+    --free_;
+  }
+  void release() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++free_;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  int free_;
+};
+
+class SlotGuard {
+ public:
+  explicit SlotGuard(Slots& s) : s_(s) { s_.acquire(); }
+  ~SlotGuard() { s_.release(); }
+  SlotGuard(const SlotGuard&) = delete;
+  SlotGuard& operator=(const SlotGuard&) = delete;
+
+ private:
+  Slots& s_;
+};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// "image/JPEG; charset=x" -> "image/jpeg".
+std::string media_type(const httplib::Request& req) {
+  std::string t = req.get_header_value("Content-Type");
+  t = t.substr(0, t.find(';'));
+  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
+  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.erase(t.begin());
+  return lower(t);
+}
+
+// Query parameters: only the named ones are accepted (a typo is an error, not a silent default).
+void check_params(const httplib::Request& req, const std::vector<std::string>& accepted) {
+  for (const auto& [key, value] : req.params) {
+    if (std::find(accepted.begin(), accepted.end(), key) != accepted.end()) continue;
+    std::string list;
+    for (const auto& a : accepted) list += (list.empty() ? "" : ", ") + a;
+    throw HttpError(400, "unknown query parameter '" + key + "'" +
+                             (list.empty() ? " (this endpoint takes none)" : " (accepted: " + list + ")"));
+  }
+}
+
+bool bool_param(const httplib::Request& req, const std::string& key) {
+  if (!req.has_param(key.c_str())) return false;
+  const std::string v = lower(req.get_param_value(key.c_str()));
+  if (v.empty() || v == "1" || v == "true" || v == "yes" || v == "on") return true;
+  if (v == "0" || v == "false" || v == "no" || v == "off") return false;
+  throw HttpError(400, "query parameter " + key + "=" + v + ": expected 1 or 0 (true or false)");
+}
+
+double number_param(const httplib::Request& req, const std::string& key, double lo, double hi) {
+  const std::string v = req.get_param_value(key.c_str());
+  char* end = nullptr;
+  errno = 0;
+  const double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || end != v.c_str() + v.size() || errno == ERANGE || !std::isfinite(x) || x < lo || x > hi) {
+    throw HttpError(400, "query parameter " + key + "=" + v + ": expected a number in [" +
+                             std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  }
+  return x;
+}
+
+const char* const kImageTypes =
+    "image/jpeg, image/png, image/webp, image/bmp (any image/*) or application/octet-stream, or "
+    "multipart/form-data with a field named \"image\"";
+
+// The image bytes of an upload: the raw body, or the multipart field "image" (copied into
+// `storage`: httplib hands multipart fields out by value).
+const std::string& image_bytes(const httplib::Request& req, std::string& storage) {
+  if (req.is_multipart_form_data()) {
+    if (!req.has_file("image")) throw HttpError(400, "multipart upload without a field named \"image\"");
+    storage = req.get_file_value("image").content;
+    if (storage.empty()) throw HttpError(400, "the multipart field \"image\" is empty");
+    return storage;
+  }
+  const std::string type = media_type(req);
+  if (!type.empty() && type.rfind("image/", 0) != 0 && type != "application/octet-stream") {
+    throw HttpError(415, "Content-Type " + type + " is not an image; send " + kImageTypes);
+  }
+  if (req.body.empty())
+    throw HttpError(400, std::string("empty body: send the image bytes as ") + kImageTypes);
+  return req.body;
+}
+
+// Every class name -> how many of `labels` have it (zeros included, so a page can lay out all seven).
+json label_counts(const std::vector<std::string>& names, const std::vector<int>& labels) {
+  std::vector<int> n(names.size(), 0);
+  for (int l : labels)
+    if (l >= 0 && static_cast<size_t>(l) < n.size()) ++n[static_cast<size_t>(l)];
+  json counts = json::object();
+  for (size_t k = 0; k < names.size(); ++k) counts[names[k]] = n[k];
+  return counts;
+}
+
+// 128 random bits as 32 hex digits: a session id nobody guesses.
+std::string random_id() {
+  std::random_device rd;
+  char buf[33];
+  for (int i = 0; i < 4; ++i) std::snprintf(buf + 8 * i, 9, "%08x", static_cast<unsigned>(rd()));
+  return std::string(buf, 32);
+}
+
+// One live stream: a VideoSession (not thread-safe) behind its own mutex.
+struct Session {
+  Session(std::string i, const Analyzer& analyzer, const VideoOptions& o)
+      : id(std::move(i)), video(analyzer, o), created(Clock::now()), last_used(created) {}
+  const std::string id;
+  std::mutex mutex;  // guards `video`
+  VideoSession video;
+  const Clock::time_point created;
+  Clock::time_point last_used;  // guarded by Impl::sessions_mutex_
+  int busy = 0;                 // requests using it now; guarded by Impl::sessions_mutex_
+};
+
+// Per worker thread: when the request being served arrived (set by the pre-routing handler).
+thread_local Clock::time_point t_request;
+thread_local bool t_request_set = false;
+
+// httplib's default socket options set SO_REUSEPORT, which lets a second server bind a port
+// that is in use and silently share it; SO_REUSEADDR alone only reuses ports in TIME_WAIT.
+void socket_options(socket_t sock) {
+  int yes = 1;
+  ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+}
+
+}  // namespace
+
+void ServerOptions::validate() const {
+  auto fail = [](const std::string& field, const std::string& want, const std::string& got) {
+    throw std::invalid_argument("ServerOptions::" + field + " must be " + want + ", got " + got);
+  };
+  if (port < 0 || port > 65535) fail("port", "in [0, 65535]", std::to_string(port));
+  if (max_body_bytes < 1024) fail("max_body_bytes", ">= 1024", std::to_string(max_body_bytes));
+  if (max_pixels < 1) fail("max_pixels", ">= 1", std::to_string(max_pixels));
+  if (max_sessions < 0) fail("max_sessions", ">= 0", std::to_string(max_sessions));
+  if (!(session_timeout_s > 0)) fail("session_timeout_s", "> 0", std::to_string(session_timeout_s));
+  if (workers < 1) fail("workers", ">= 1", std::to_string(workers));
+  if (http_threads < 1) fail("http_threads", ">= 1", std::to_string(http_threads));
+  video.validate();
+}
+
+std::string expression_css_color(int label) {
+  const cv::Scalar bgr = expression_color(label);
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "#%02x%02x%02x", static_cast<int>(bgr[2]), static_cast<int>(bgr[1]),
+                static_cast<int>(bgr[0]));
+  return buf;
+}
+
+struct Server::Impl {
+  Impl(std::shared_ptr<const Analyzer> a, ServerOptions o)
+      : analyzer(std::move(a)), options(std::move(o)), slots(options.workers), started(Clock::now()) {
+    if (!analyzer) throw std::invalid_argument("Server: no analyzer");
+    options.validate();
+    model = describe_model();
+    setup_routes();
+  }
+
+  ~Impl() {
+    // Bound but never served: httplib only closes the socket on stop() while listening.
+    std::lock_guard<std::mutex> lock(run_mutex);
+    if (!ran) http.close_unused_socket();
+  }
+
+  // httplib::Server with access to its listening socket, for the one case above.
+  struct HttpServer : httplib::Server {
+    void close_unused_socket() {
+      const socket_t s = svr_sock_.exchange(INVALID_SOCKET);
+      if (s != INVALID_SOCKET) ::close(s);
+    }
+  };
+
+  const std::shared_ptr<const Analyzer> analyzer;
+  ServerOptions options;
+  json model;
+  Slots slots;
+  const Clock::time_point started;
+  HttpServer http;
+
+  std::mutex run_mutex;
+  std::condition_variable run_cv;
+  bool stop_requested = false, running = false, ran = false, http_stopped = false;
+  int bound_port = 0;
+
+  mutable std::mutex sessions_mutex;
+  std::map<std::string, std::shared_ptr<Session>> sessions;
+
+  const std::vector<std::string>& names() const { return analyzer->class_names(); }
+
+  json describe_model() const {
+    const Classifier& c = analyzer->classifier();
+    const auto& faces = analyzer->pipeline().options();
+    json colors = json::object();
+    for (size_t k = 0; k < names().size(); ++k)
+      colors[names()[k]] = expression_css_color(static_cast<int>(k));
+    return {{"fervid_version", FERVID_VERSION},
+            {"path", c.model_path()},
+            {"sha256", sha256_file(c.model_path())},
+            {"classes", names()},
+            {"colors", colors},
+            {"input_size", c.input_size()},
+            {"variant", std::string(to_string(c.config().variant))},
+            {"width", c.config().width},
+            {"config", config_to_json(c.config())},
+            {"metadata", c.metadata()},
+            {"faces",
+             {{"align", faces.preprocess.align},
+              {"margin", faces.preprocess.margin},
+              {"min_face", faces.detector.min_face_size},
+              {"max_face", faces.detector.max_face_size},
+              {"detect_side", faces.detector.max_detect_side}}},
+            {"limits",
+             {{"max_body_bytes", options.max_body_bytes},
+              {"max_pixels", options.max_pixels},
+              {"max_sessions", options.max_sessions},
+              {"session_timeout_s", options.session_timeout_s}}}};
+  }
+
+  // ---- routing ------------------------------------------------------------------------------
+
+  enum class Endpoint { kNone, kPage, kHealth, kModel, kAnalyze, kSessions, kSession, kFrames };
+
+  static Endpoint match(const std::string& path, std::string* id) {
+    if (path == "/" || path == "/index.html") return Endpoint::kPage;
+    if (path == "/health") return Endpoint::kHealth;
+    if (path == "/v1/model") return Endpoint::kModel;
+    if (path == "/v1/analyze") return Endpoint::kAnalyze;
+    if (path == "/v1/sessions") return Endpoint::kSessions;
+    static const std::string prefix = "/v1/sessions/", frames = "/frames";
+    if (path.rfind(prefix, 0) != 0 || path.size() == prefix.size()) return Endpoint::kNone;
+    std::string rest = path.substr(prefix.size());
+    Endpoint e = Endpoint::kSession;
+    if (rest.size() > frames.size() &&
+        rest.compare(rest.size() - frames.size(), frames.size(), frames) == 0) {
+      rest.resize(rest.size() - frames.size());
+      e = Endpoint::kFrames;
+    }
+    if (rest.empty() || rest.find('/') != std::string::npos) return Endpoint::kNone;
+    *id = rest;
+    return e;
+  }
+
+  static const char* allowed(Endpoint e) {
+    switch (e) {
+      case Endpoint::kPage:
+      case Endpoint::kHealth:
+      case Endpoint::kModel:
+        return "GET, HEAD";
+      case Endpoint::kAnalyze:
+      case Endpoint::kSessions:
+      case Endpoint::kFrames:
+        return "POST";
+      case Endpoint::kSession:
+        return "GET, HEAD, DELETE";
+      case Endpoint::kNone:
+        break;
+    }
+    return "";
+  }
+
+  void dispatch(const httplib::Request& req, httplib::Response& res) {
+    try {
+      std::string id;
+      const Endpoint e = match(req.path, &id);
+      if (e == Endpoint::kNone)
+        throw HttpError(404, "no such path: " + req.path + " (see GET / for the API)");
+      const std::string method = req.method == "HEAD" ? "GET" : req.method;
+      if (std::string(allowed(e)).find(method) == std::string::npos) {
+        res.set_header("Allow", allowed(e));
+        throw HttpError(405,
+                        req.method + " is not allowed on " + req.path + " (allowed: " + allowed(e) + ")");
+      }
+      switch (e) {
+        case Endpoint::kPage:
+          check_params(req, {});
+          res.set_content(kPageHtml, "text/html; charset=utf-8");
+          break;
+        case Endpoint::kHealth:
+          check_params(req, {});
+          health(res);
+          break;
+        case Endpoint::kModel:
+          check_params(req, {});
+          send_json(res, 200, model);
+          break;
+        case Endpoint::kAnalyze:
+          analyze(req, res);
+          break;
+        case Endpoint::kSessions:
+          create_session(req, res);
+          break;
+        case Endpoint::kSession:
+          check_params(req, {});
+          if (method == "DELETE")
+            delete_session(id, res);
+          else
+            session_summary(id, res);
+          break;
+        case Endpoint::kFrames:
+          frame(id, req, res);
+          break;
+        case Endpoint::kNone:
+          break;
+      }
+    } catch (const HttpError& err) {
+      send_error(res, err.status, err.what());
+    } catch (const DataError& err) {  // undecodable, truncated, not an image
+      send_error(res, 400, err.what());
+    } catch (const std::invalid_argument& err) {  // bad options, a time going backwards
+      send_error(res, 400, err.what());
+    } catch (const std::exception& err) {
+      send_error(res, 500, std::string("internal error: ") + err.what());
+    }
+  }
+
+  void setup_routes() {
+    http.set_socket_options(socket_options);
+    http.set_tcp_nodelay(true);  // answers go out at once, not after a delayed ACK (~40 ms)
+    http.set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
+    // Idle keep-alive connections hold a thread; a short wait frees it sooner (and lets stop()
+    // finish sooner). The page's frames arrive well within it.
+    http.set_keep_alive_timeout(2);
+    http.set_keep_alive_max_count(100);  // a live page sends a frame every few tens of ms
+    const int threads = options.http_threads;
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+
+    auto handler = [this](const httplib::Request& req, httplib::Response& res) { dispatch(req, res); };
+    // Every path and method goes through dispatch(), which tells 404 from 405.
+    http.Get(".*", handler);
+    http.Post(".*", handler);
+    http.Put(".*", handler);
+    http.Patch(".*", handler);
+    http.Delete(".*", handler);
+    http.Options(".*", handler);
+
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      t_request = Clock::now();
+      t_request_set = true;
+      // httplib 0.11 bounds a body by its Content-Length only: a chunked body would be read whole
+      // whatever its size, and a body-less POST without Content-Length (curl -X POST) waits for
+      // the read timeout. Refuse the first; answer the second now, as the empty body it is.
+      const bool may_have_body =
+          req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE";
+      if (!may_have_body || req.has_header("Content-Length"))
+        return httplib::Server::HandlerResponse::Unhandled;
+      if (lower(req.get_header_value("Transfer-Encoding")).find("chunked") != std::string::npos) {
+        send_error(res, 411, "chunked request bodies are not accepted: send the body with a Content-Length");
+      } else {
+        dispatch(req, res);
+      }
+      return httplib::Server::HandlerResponse::Handled;
+    });
+    // Errors httplib answers itself (body too large, malformed request) get a JSON body too.
+    const int64_t max_body = options.max_body_bytes;
+    http.set_error_handler(
+        httplib::Server::HandlerWithResponse([max_body](const httplib::Request&, httplib::Response& res) {
+          if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+          std::string message;
+          switch (res.status) {
+            case 413:
+              message = "request body larger than the limit of " + std::to_string(max_body) + " bytes (" +
+                        std::to_string(max_body >> 20) + " MiB)";
+              break;
+            case 400:
+              message = "malformed HTTP request";
+              break;
+            case 414:
+              message = "request URI too long";
+              break;
+            case 404:
+              message = "no such path";
+              break;
+            default:
+              message = "HTTP status " + std::to_string(res.status);
+              break;
+          }
+          send_error(res, res.status, message);
+          return httplib::Server::HandlerResponse::Handled;
+        }));
+    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      std::string what = "unknown exception";
+      try {
+        if (ep) std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      send_error(res, 500, "internal error: " + what);
+    });
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      const bool timed = t_request_set;
+      t_request_set = false;
+      if (!options.log) return;
+      char ms[32] = "-";
+      if (timed) std::snprintf(ms, sizeof(ms), "%.1f ms", ms_since(t_request));
+      options.log(req.method + " " + req.path + " " + std::to_string(res.status) + " " + ms);
+    });
+  }
+
+  // ---- images -------------------------------------------------------------------------------
+
+  // Decodes an upload (server.h: header size checked before decoding).
+  cv::Mat decode(const std::string& bytes, const std::string& where) const {
+    const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+    const auto header = sniff_image_header(data, bytes.size(), where);
+    if (header && header->width > 0 && header->height > 0 &&
+        header->width > options.max_pixels / header->height) {
+      throw HttpError(413, where + ": " + header->format + " header claims " + std::to_string(header->width) +
+                               " x " + std::to_string(header->height) + " pixels, more than the limit of " +
+                               std::to_string(options.max_pixels) + " pixels (not decoded)");
+    }
+    ImageReadOptions read;
+    read.color = ImageColor::kBgr;
+    read.max_pixels = options.max_pixels;
+    return decode_image(data, bytes.size(), where, read);
+  }
+
+  // The whole image as one face, prepared as `fervid predict --whole-image` does (margin 0).
+  FaceExpression classify_whole(const cv::Mat& image) const {
+    const FacePipeline& pipeline = analyzer->pipeline();
+    PreprocessOptions prep = pipeline.options().preprocess;
+    prep.margin = 0;
+    cv::Mat gray;
+    if (image.channels() == 1)
+      gray = image;
+    else
+      cv::cvtColor(image, gray, cv::COLOR_BGR2GRAY);
+    FaceExpression f;
+    f.box = cv::Rect(0, 0, image.cols, image.rows);
+    if (prep.align) f.landmarks = pipeline.aligner()->landmarks(gray, f.box);
+    const cv::Mat face = preprocess_face(gray, f.box, prep, prep.align ? &f.landmarks : nullptr);
+    const auto s = analyzer->classifier().classify(face.ptr<uint8_t>());
+    f.label = s.label;
+    f.label_name = names().at(static_cast<size_t>(s.label));
+    f.confidence = s.confidence;
+    f.probs = s.probs;
+    return f;
+  }
+
+  // ---- endpoints ----------------------------------------------------------------------------
+
+  void health(httplib::Response& res) {
+    // Constructed only with a loaded model: answering at all means ready.
+    send_json(res, 200,
+              {{"status", "ok"},
+               {"model", analyzer->classifier().model_path()},
+               {"fervid_version", FERVID_VERSION},
+               {"sessions", live_sessions()},
+               {"max_sessions", options.max_sessions},
+               {"uptime_s", ms_since(started) / 1000}});
+  }
+
+  void analyze(const httplib::Request& req, httplib::Response& res) {
+    std::string storage;
+    const std::string& bytes = image_bytes(req, storage);
+    check_params(req, {"whole_image", "min_face"});
+    const bool whole = bool_param(req, "whole_image");
+    const int min_face =
+        req.has_param("min_face") ? static_cast<int>(number_param(req, "min_face", 1, 1e5)) : 0;
+    SlotGuard slot(slots);
+    const auto t0 = Clock::now();
+    const cv::Mat image = decode(bytes, "upload");
+    std::vector<FaceExpression> faces;
+    if (whole)
+      faces.push_back(classify_whole(image));
+    else
+      faces = analyzer->analyze(image);
+    if (min_face > 0) {
+      faces.erase(std::remove_if(faces.begin(), faces.end(),
+                                 [&](const FaceExpression& f) {
+                                   return std::min(f.box.width, f.box.height) < min_face;
+                                 }),
+                  faces.end());
+    }
+    json out = {{"width", image.cols}, {"height", image.rows}, {"faces", json::array()}};
+    std::vector<int> labels;
+    for (const auto& f : faces) {
+      out["faces"].push_back(to_json(f, names()));
+      labels.push_back(f.label);
+    }
+    out["counts"] = label_counts(names(), labels);
+    out["elapsed_ms"] = ms_since(t0);
+    send_json(res, 200, out);
+  }
+
+  // ---- sessions -----------------------------------------------------------------------------
+
+  // Removes sessions idle past the timeout (not those in use). Caller holds sessions_mutex.
+  void sweep(Clock::time_point now) {
+    const auto timeout = std::chrono::duration<double>(options.session_timeout_s);
+    for (auto it = sessions.begin(); it != sessions.end();) {
+      if (it->second->busy == 0 && now - it->second->last_used > timeout)
+        it = sessions.erase(it);
+      else
+        ++it;
+    }
+  }
+
+  int live_sessions() {
+    std::lock_guard<std::mutex> lock(sessions_mutex);
+    sweep(Clock::now());
+    return static_cast<int>(sessions.size());
+  }
+
+  // Marks a session in use for the guard's lifetime (the sweep leaves it alone), then touches it.
+  class SessionUse {
+   public:
+    SessionUse(Impl& impl, const std::string& id) : impl_(impl) {
+      std::lock_guard<std::mutex> lock(impl_.sessions_mutex);
+      const auto now = Clock::now();
+      impl_.sweep(now);
+      const auto it = impl_.sessions.find(id);
+      if (it == impl_.sessions.end()) {
+        throw HttpError(404, "no session " + id + " (never created, deleted, or removed after " +
+                                 json(impl_.options.session_timeout_s).dump() + " s without frames)");
+      }
+      session_ = it->second;
+      ++session_->busy;
+      session_->last_used = now;
+    }
+    ~SessionUse() {
+      std::lock_guard<std::mutex> lock(impl_.sessions_mutex);
+      --session_->busy;
+      session_->last_used = Clock::now();
+    }
+    SessionUse(const SessionUse&) = delete;
+    SessionUse& operator=(const SessionUse&) = delete;
+    Session& operator*() const { return *session_; }
+    Session* operator->() const { return session_.get(); }
+
+   private:
+    Impl& impl_;
+    std::shared_ptr<Session> session_;
+  };
+
+  static json video_options_json(const VideoOptions& v) {
+    return {{"every", v.detect_every},
+            {"smooth", v.smoothing},
+            {"min_hits", v.min_hits},
+            {"full_scan_every", v.full_scan_every}};
+  }
+
+  void create_session(const httplib::Request& req, httplib::Response& res) {
+    check_params(req, {});
+    VideoOptions vo = options.video;
+    if (req.body.size() > 4096) throw HttpError(413, "session options: more than 4096 bytes of JSON");
+    if (!req.body.empty()) {
+      const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+      if (body.is_discarded() || !body.is_object())
+        throw HttpError(400,
+                        "session options: expected a JSON object such as {\"every\": 2, \"smooth\": 0.6}");
+      for (const auto& [key, value] : body.items()) {
+        const bool integer = key != "smooth";
+        if (key != "every" && key != "smooth" && key != "min_hits" && key != "full_scan_every")
+          throw HttpError(400, "session options: unknown field '" + key +
+                                   "' (accepted: every, smooth, min_hits, full_scan_every)");
+        if (integer ? !value.is_number_integer() : !value.is_number())
+          throw HttpError(400, "session options: " + key + " must be " +
+                                   (integer ? "an integer" : "a number") + ", got " + dump(value));
+        if (key == "every") vo.detect_every = value.get<int>();
+        if (key == "smooth") vo.smoothing = value.get<double>();
+        if (key == "min_hits") vo.min_hits = value.get<int>();
+        if (key == "full_scan_every") vo.full_scan_every = value.get<int>();
+      }
+    }
+    vo.validate();  // invalid_argument naming the field -> 400
+    std::string id;
+    {
+      std::lock_guard<std::mutex> lock(sessions_mutex);
+      sweep(Clock::now());
+      if (static_cast<int>(sessions.size()) >= options.max_sessions) {
+        res.set_header("Retry-After", std::to_string(static_cast<int>(std::ceil(options.session_timeout_s))));
+        throw HttpError(
+            503, "all " + std::to_string(options.max_sessions) +
+                     " live sessions are in use; end one (DELETE /v1/sessions/{id}) or wait for an idle "
+                     "one to time out");
+      }
+      do id = random_id();
+      while (sessions.count(id));
+      sessions.emplace(id, std::make_shared<Session>(id, *analyzer, vo));
+    }
+    json out = video_options_json(vo);
+    out["id"] = id;
+    out["url"] = "/v1/sessions/" + id;
+    out["frames_url"] = "/v1/sessions/" + id + "/frames";
+    out["timeout_s"] = options.session_timeout_s;
+    send_json(res, 201, out);
+  }
+
+  void frame(const std::string& id, const httplib::Request& req, httplib::Response& res) {
+    std::string storage;
+    const std::string& bytes = image_bytes(req, storage);
+    check_params(req, {"t"});
+    const bool has_t = req.has_param("t");
+    const double t_given = has_t ? number_param(req, "t", 0, 1e9) : 0.0;
+    SessionUse session(*this, id);
+    // Session first, then a worker slot: a frame waiting for its session holds no slot.
+    std::lock_guard<std::mutex> lock(session->mutex);
+    SlotGuard slot(slots);
+    const auto t0 = Clock::now();
+    const cv::Mat image = decode(bytes, "frame");
+    // Taken under the session's lock: times stay non-decreasing whatever order frames arrive in.
+    const double t = has_t ? t_given : std::chrono::duration<double>(t0 - session->created).count();
+    const auto faces = session->video.process(image, t);
+    const int64_t index = session->video.frames() - 1;
+    json out = {{"session", id},       {"frame", index},       {"time", t},
+                {"width", image.cols}, {"height", image.rows}, {"faces", json::array()}};
+    std::vector<int> labels;
+    for (const auto& f : faces) {
+      out["faces"].push_back(frame_record(f, index, t, names()));
+      labels.push_back(f.label);
+    }
+    out["counts"] = label_counts(names(), labels);
+    out["active_tracks"] = session->video.active_tracks();
+    out["elapsed_ms"] = ms_since(t0);
+    send_json(res, 200, out);
+  }
+
+  // Caller holds the session's mutex.
+  json summary_json(Session& s) const {
+    const VideoSession& v = s.video;
+    json tracks = json::array();
+    std::vector<int> dominant;
+    for (const auto& summary : v.summaries()) {
+      tracks.push_back(to_json(summary, names()));
+      dominant.push_back(summary.dominant);
+    }
+    // The room over the whole session: share of all face-frames per (smoothed) expression.
+    std::vector<int64_t> frames(names().size(), 0);
+    int64_t total = 0;
+    for (const auto& t : v.timelines())
+      for (size_t k = 0; k < frames.size() && k < t.label_frames.size(); ++k) {
+        frames[k] += t.label_frames[k];
+        total += t.label_frames[k];
+      }
+    json share = json::object();
+    for (size_t k = 0; k < names().size(); ++k)
+      share[names()[k]] = total > 0 ? static_cast<double>(frames[k]) / static_cast<double>(total) : 0.0;
+    const auto& st = v.stats();
+    json out = {{"id", s.id},
+                {"frames", v.frames()},
+                {"active_tracks", v.active_tracks()},
+                {"age_s", ms_since(s.created) / 1000},
+                {"options", video_options_json(v.options())},
+                {"tracks", tracks},
+                {"dominant_counts", label_counts(names(), dominant)},
+                {"share", share},
+                {"stats",
+                 {{"frames", st.frames},
+                  {"detection_frames", st.detection_frames},
+                  {"full_scans", st.full_scans},
+                  {"faces", st.faces},
+                  {"cuts", st.cuts},
+                  {"mean_ms", st.frames > 0 ? 1000 * st.total_s / static_cast<double>(st.frames) : 0.0}}}};
+    return out;
+  }
+
+  void session_summary(const std::string& id, httplib::Response& res) {
+    SessionUse session(*this, id);
+    std::lock_guard<std::mutex> lock(session->mutex);
+    send_json(res, 200, summary_json(*session));
+  }
+
+  void delete_session(const std::string& id, httplib::Response& res) {
+    json out;
+    {
+      SessionUse session(*this, id);
+      std::lock_guard<std::mutex> lock(session->mutex);
+      out = summary_json(*session);
+    }
+    {
+      std::lock_guard<std::mutex> lock(sessions_mutex);
+      sessions.erase(id);  // a frame still in flight keeps its Session alive until it is answered
+    }
+    out["deleted"] = true;
+    send_json(res, 200, out);
+  }
+
+  // ---- lifetime -----------------------------------------------------------------------------
+
+  int bind() {
+    std::lock_guard<std::mutex> lock(run_mutex);
+    if (bound_port > 0) return bound_port;
+    errno = 0;
+    int port = -1;
+    if (options.port == 0)
+      port = http.bind_to_any_port(options.host);
+    else if (http.bind_to_port(options.host, options.port))
+      port = options.port;
+    if (port <= 0) {
+      const int err = errno;
+      std::string why = err == EADDRINUSE ? "the port is already in use"
+                        : err != 0        ? std::strerror(err)
+                                          : "cannot resolve or bind the address";
+      throw std::runtime_error("cannot listen on " + options.host + " port " + std::to_string(options.port) +
+                               ": " + why);
+    }
+    bound_port = port;
+    return port;
+  }
+
+  void run() {
+    // httplib sends without MSG_NOSIGNAL: a client hanging up mid-answer raises SIGPIPE, whose
+    // default action ends the process. Ignore it unless the program chose a handler itself.
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL)
+      ::signal(SIGPIPE, SIG_IGN);
+    bind();
+    {
+      std::lock_guard<std::mutex> lock(run_mutex);
+      if (stop_requested || ran) return;
+      running = ran = true;
+    }
+    http.listen_after_bind();
+    {
+      std::lock_guard<std::mutex> lock(run_mutex);
+      running = false;
+    }
+    run_cv.notify_all();
+  }
+
+  void stop() {
+    std::unique_lock<std::mutex> lock(run_mutex);
+    stop_requested = true;
+    // run() may be between marking itself running and httplib starting to listen: httplib's
+    // stop() does nothing until then, so wait for that moment (microseconds) and stop once.
+    while (running && !http_stopped) {
+      if (http.is_running()) {
+        http.stop();
+        http_stopped = true;
+      } else {
+        run_cv.wait_for(lock, std::chrono::milliseconds(1));
+      }
+    }
+  }
+};
+
+Server::Server(std::shared_ptr<const Analyzer> analyzer, ServerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(analyzer), std::move(options))) {}
+Server::~Server() { impl_->stop(); }
+int Server::bind() { return impl_->bind(); }
+void Server::run() { impl_->run(); }
+void Server::stop() { impl_->stop(); }
+int Server::port() const {
+  std::lock_guard<std::mutex> lock(impl_->run_mutex);
+  return impl_->bound_port;
+}
+int Server::sessions() const { return impl_->live_sessions(); }
+const ServerOptions& Server::options() const { return impl_->options; }
+
+}  // namespace fervid
