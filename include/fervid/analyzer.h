@@ -51,6 +51,9 @@ class Analyzer {
   std::vector<FaceExpression> analyze(const cv::Mat& image) const;
   // The faces in boxes already known (a tracker's); same order as `boxes`.
   std::vector<FaceExpression> analyze_boxes(const cv::Mat& image, const std::vector<cv::Rect>& boxes) const;
+  // The whole image as one face already cropped (no detection, margin 0; aligned when the
+  // Analyzer aligns): `fervid predict --whole-image`, the server's ?whole_image=1.
+  FaceExpression analyze_whole(const cv::Mat& image) const;
   // Detection alone.
   std::vector<cv::Rect> detect(const cv::Mat& image) const;
 

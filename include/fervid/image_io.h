@@ -29,6 +29,13 @@ enum class ImageColor : uint8_t {
   kGray,
 };
 
+// The header claims more than ImageReadOptions::max_pixels: refused before decoding (a server
+// answers it with 413, other DataErrors with 400).
+class ImageTooLargeError : public DataError {
+ public:
+  using DataError::DataError;
+};
+
 struct ImageReadOptions {
   ImageColor color = ImageColor::kBgr;
   // Largest width * height a header may claim. 40 MP covers every camera photo we expect

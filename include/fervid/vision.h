@@ -166,6 +166,9 @@ class FacePipeline {
   std::vector<PreparedFace> run(const cv::Mat& image) const;
   // One face whose box is already known (a tracker's, a dataset's).
   PreparedFace prepare(const cv::Mat& image, const cv::Rect& box) const;
+  // The same with other crop settings (e.g. margin 0 for an image that is already a face);
+  // preprocess.align must match the pipeline's (the landmark model is loaded only when aligning).
+  PreparedFace prepare(const cv::Mat& image, const cv::Rect& box, const PreprocessOptions& preprocess) const;
 
   const FacePipelineOptions& options() const { return options_; }
   const FaceDetector& detector() const { return detector_; }

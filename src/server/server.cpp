@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -380,6 +379,8 @@ struct Server::Impl {
       }
     } catch (const HttpError& err) {
       send_error(res, err.status, err.what());
+    } catch (const ImageTooLargeError& err) {  // a header claiming more than max_pixels
+      send_error(res, 413, err.what());
     } catch (const DataError& err) {  // undecodable, truncated, not an image
       send_error(res, 400, err.what());
     } catch (const std::invalid_argument& err) {  // bad options, a time going backwards
@@ -475,42 +476,13 @@ struct Server::Impl {
 
   // ---- images -------------------------------------------------------------------------------
 
-  // Decodes an upload (server.h: header size checked before decoding).
+  // Decodes an upload: decode_image refuses a header claiming more than max_pixels before
+  // decoding (ImageTooLargeError -> 413) and non-image data (DataError -> 400).
   cv::Mat decode(const std::string& bytes, const std::string& where) const {
-    const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-    const auto header = sniff_image_header(data, bytes.size(), where);
-    if (header && header->width > 0 && header->height > 0 &&
-        header->width > options.max_pixels / header->height) {
-      throw HttpError(413, where + ": " + header->format + " header claims " + std::to_string(header->width) +
-                               " x " + std::to_string(header->height) + " pixels, more than the limit of " +
-                               std::to_string(options.max_pixels) + " pixels (not decoded)");
-    }
     ImageReadOptions read;
     read.color = ImageColor::kBgr;
     read.max_pixels = options.max_pixels;
-    return decode_image(data, bytes.size(), where, read);
-  }
-
-  // The whole image as one face, prepared as `fervid predict --whole-image` does (margin 0).
-  FaceExpression classify_whole(const cv::Mat& image) const {
-    const FacePipeline& pipeline = analyzer->pipeline();
-    PreprocessOptions prep = pipeline.options().preprocess;
-    prep.margin = 0;
-    cv::Mat gray;
-    if (image.channels() == 1)
-      gray = image;
-    else
-      cv::cvtColor(image, gray, cv::COLOR_BGR2GRAY);
-    FaceExpression f;
-    f.box = cv::Rect(0, 0, image.cols, image.rows);
-    if (prep.align) f.landmarks = pipeline.aligner()->landmarks(gray, f.box);
-    const cv::Mat face = preprocess_face(gray, f.box, prep, prep.align ? &f.landmarks : nullptr);
-    const auto s = analyzer->classifier().classify(face.ptr<uint8_t>());
-    f.label = s.label;
-    f.label_name = names().at(static_cast<size_t>(s.label));
-    f.confidence = s.confidence;
-    f.probs = s.probs;
-    return f;
+    return decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), where, read);
   }
 
   // ---- endpoints ----------------------------------------------------------------------------
@@ -538,7 +510,7 @@ struct Server::Impl {
     const cv::Mat image = decode(bytes, "upload");
     std::vector<FaceExpression> faces;
     if (whole)
-      faces.push_back(classify_whole(image));
+      faces.push_back(analyzer->analyze_whole(image));
     else
       faces = analyzer->analyze(image);
     if (min_face > 0) {

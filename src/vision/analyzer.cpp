@@ -65,6 +65,14 @@ std::vector<FaceExpression> Analyzer::analyze_boxes(const cv::Mat& image, const 
   return classify_prepared(impl_->classifier, faces);
 }
 
+FaceExpression Analyzer::analyze_whole(const cv::Mat& image) const {
+  const cv::Mat gray = vision_internal::to_gray(image, "Analyzer::analyze_whole");
+  PreprocessOptions whole = impl_->pipeline.options().preprocess;
+  whole.margin = 0;
+  const cv::Rect box(0, 0, gray.cols, gray.rows);
+  return classify_prepared(impl_->classifier, {impl_->pipeline.prepare(gray, box, whole)}).front();
+}
+
 std::vector<cv::Rect> Analyzer::detect(const cv::Mat& image) const { return impl_->pipeline.detector().detect(image); }
 
 const std::vector<std::string>& Analyzer::class_names() const { return impl_->classifier.class_names(); }

@@ -350,7 +350,7 @@ cv::Mat decode_image(const uint8_t* data, size_t size, const std::string& where,
   // Refuse before decoding: the decoder would allocate what the header claims.
   if (header->width > options.max_pixels / header->height) {  // division: no overflow
     const auto claimed = static_cast<uint64_t>(header->width) * static_cast<uint64_t>(header->height);
-    throw DataError(where + ": " + header->format + " header claims " + std::to_string(header->width) +
+    throw ImageTooLargeError(where + ": " + header->format + " header claims " + std::to_string(header->width) +
                     " x " + std::to_string(header->height) + " = " + std::to_string(claimed) +
                     " pixels, more than the limit of " + std::to_string(options.max_pixels) +
                     " (not decoded)");

@@ -108,14 +108,21 @@ FacePipeline::FacePipeline(FacePipeline&&) noexcept = default;
 FacePipeline& FacePipeline::operator=(FacePipeline&&) noexcept = default;
 
 PreparedFace FacePipeline::prepare(const cv::Mat& image, const cv::Rect& box) const {
+  return prepare(image, box, options_.preprocess);
+}
+
+PreparedFace FacePipeline::prepare(const cv::Mat& image, const cv::Rect& box,
+                                   const PreprocessOptions& preprocess) const {
+  if (preprocess.align != options_.preprocess.align)
+    throw std::invalid_argument("FacePipeline::prepare: preprocess.align must match the pipeline's");
   PreparedFace face;
   face.box = box;
   if (aligner_) {
     face.landmarks = aligner_->landmarks(image, box);
     face.eye_angle = eye_line_angle(face.landmarks);
-    face.face = preprocess_face(image, box, options_.preprocess, &face.landmarks);
+    face.face = preprocess_face(image, box, preprocess, &face.landmarks);
   } else {
-    face.face = preprocess_face(image, box, options_.preprocess);
+    face.face = preprocess_face(image, box, preprocess);
   }
   return face;
 }

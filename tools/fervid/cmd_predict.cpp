@@ -85,7 +85,7 @@ void add_predict_command(CLI::App& app, const GlobalOptions& /*global*/) {
       const std::string stem = unique_stem(file, used_names);
       try {
         cv::Mat image = read_image(file);
-        const auto faces = f->whole ? analyzer.analyze_boxes(image, {cv::Rect(0, 0, image.cols, image.rows)})
+        const auto faces = f->whole ? std::vector<FaceExpression>{analyzer.analyze_whole(image)}
                                     : analyzer.analyze(image);
         if (!f->crops.empty()) {
           for (size_t i = 0; i < faces.size(); ++i) {
