@@ -2,19 +2,24 @@
 # Installs fervid's dependencies from Debian's archive when missing (quiet when all is there),
 # then configures and builds. Idempotent: run it again and it only rebuilds what changed.
 #
-#   scripts/setup.sh [--build-dir DIR] [--sanitize undefined|address|address,undefined] [--no-build]
+#   scripts/setup.sh [--build-dir DIR] [--sanitize undefined|address|address,undefined] [--without-opencv] [--no-build]
+#
+# --without-opencv builds the core alone (model, losses, data from CSV, training, the CLI's info /
+# data / train / eval / cv / ablate), as on a GPU machine whose PyTorch brings libtorch but no OpenCV.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir="$root/build"
 sanitize=""
 do_build=1
+without_opencv=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) build_dir=$(realpath -m "$2"); shift 2 ;;
     --sanitize) sanitize="$2"; shift 2 ;;
+    --without-opencv) without_opencv=1; shift ;;
     --no-build) do_build=0; shift ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -51,6 +56,7 @@ build_type=Release
 extra=()
 # The sanitizer build exists to run the tests: no benchmarks there.
 [ -z "$sanitize" ] || extra=(-DFERVID_BUILD_BENCH=OFF)
+[ "$without_opencv" -eq 0 ] || extra=(-DFERVID_WITH_OPENCV=OFF -DFERVID_BUILD_BENCH=OFF)
 jobs=$(nproc)
 cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DFERVID_SANITIZE="$sanitize" "${extra[@]}" > "$build_dir.configure.log" 2>&1 ||
   { cat "$build_dir.configure.log" >&2; exit 1; }

@@ -3,6 +3,7 @@
 # Data-backed tests (ctest label `data`) run when FERVID_DATA points at the shared datasets.
 #
 #   scripts/test.sh [--sanitize undefined|address|address,undefined] [extra ctest args...]
+#   scripts/test.sh --without-opencv [extra ctest args...]   # the core alone (build-core-only/)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,6 +13,10 @@ if [ "${1:-}" = "--sanitize" ]; then
   build_dir="$root/build-sanitize"
   setup_args=(--sanitize "$2" --build-dir "$build_dir")
   shift 2
+elif [ "${1:-}" = "--without-opencv" ]; then
+  build_dir="$root/build-core-only"
+  setup_args=(--without-opencv --build-dir "$build_dir")
+  shift
 fi
 bash "$root/scripts/setup.sh" "${setup_args[@]}"
 label_filter=()

@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 
@@ -112,6 +115,61 @@ TEST_F(ModelIo, TruncatedForeignCorruptedAndNewerFilesAreRefused) {
 
   EXPECT_NE(load_error(path("absent.fervid")).find("cannot open"), std::string::npos);
   EXPECT_NE(load_error(path("absent.fervid")).find("absent.fervid"), std::string::npos);
+}
+
+// A file whose header was edited and whose checksum was recomputed (as anyone can): every bad
+// field of the tensor table is refused with the file's name and the field, never a crash or a
+// read outside the file.
+TEST_F(ModelIo, CraftedTensorTablesAreRefusedByName) {
+  auto net = small();
+  save_model(path("m.fervid"), net);
+  const auto good = bytes_of(path("m.fervid"));
+  const size_t preamble = 8 + 4 + 8;
+  uint64_t header_size = 0;
+  std::memcpy(&header_size, good.data() + 12, 8);
+  const auto header = nlohmann::json::parse(good.substr(preamble, header_size));
+  const auto data = good.substr(preamble + header_size, good.size() - preamble - header_size - 8);
+  // The file format, rebuilt independently of the library: preamble, header, data, FNV-1a 64.
+  auto rebuild = [&](const nlohmann::json& h) {
+    const auto text = h.dump();
+    std::string out = good.substr(0, 12);
+    const uint64_t n = text.size();
+    out.append(reinterpret_cast<const char*>(&n), 8);
+    out += text;
+    out += data;
+    uint64_t f = 1469598103934665603ull;
+    for (unsigned char c : out) f = (f ^ c) * 1099511628211ull;
+    out.append(reinterpret_cast<const char*>(&f), 8);
+    return out;
+  };
+  write(path("same.fervid"), rebuild(header));
+  ASSERT_EQ(load_error(path("same.fervid")), "");  // the rebuild itself is faithful
+
+  struct Case {
+    std::string name, expect;
+    std::function<void(nlohmann::json&)> edit;
+  };
+  const std::vector<Case> cases = {
+      {"no-offset", "malformed tensor table", [](auto& h) { h["tensors"][0].erase("offset"); }},
+      {"string-shape", "malformed tensor table", [](auto& h) { h["tensors"][0]["shape"] = "big"; }},
+      {"no-table", "malformed tensor table", [](auto& h) { h.erase("tensors"); }},
+      {"dtype", "unknown dtype 'float99'", [](auto& h) { h["tensors"][0]["dtype"] = "float99"; }},
+      {"overflow", "lies outside the data section",
+       [](auto& h) { h["tensors"][0]["offset"] = std::numeric_limits<uint64_t>::max() - 3; }},
+      {"past-end", "lies outside the data section",
+       [](auto& h) { h["tensors"][0]["offset"] = h["data_bytes"].template get<uint64_t>() - 4; }},
+      {"nbytes", "bytes, its shape and dtype", [](auto& h) { h["tensors"][0]["nbytes"] = 4; }},
+      {"shape", "the network expects", [](auto& h) { h["tensors"][0]["shape"] = {1, 2, 3}; }},
+  };
+  for (const auto& c : cases) {
+    auto h = header;
+    c.edit(h);
+    const auto file = path(c.name + ".fervid");
+    write(file, rebuild(h));
+    const auto msg = load_error(file);
+    EXPECT_NE(msg.find(c.expect), std::string::npos) << c.name << ": " << msg;
+    EXPECT_NE(msg.find(file), std::string::npos) << c.name << ": " << msg;
+  }
 }
 
 TEST_F(ModelIo, ConfigIsReadFromTheHeaderAlone) {

@@ -40,6 +40,51 @@ int64_t expected_params(const ModelConfig& c) {
   if (c.variant == Variant::kMsa || c.variant == Variant::kMcsa) total += 2 * c.spatial_kernel * c.spatial_kernel;
   return total + d * 7 + 7;
 }
+
+// Multiply-accumulates of the whole network, by the counting rules of `fervid info`: a
+// convolution costs K^2 * I * O per output position, a fully connected layer its weight count,
+// and element-wise work (BN's scale and shift, pooling into the fusion, attention's squeeze and
+// rescaling, GAP) one per element touched.
+int64_t expected_macs(const ModelConfig& c) {
+  const int layers[5] = {2, 2, 3, 3, 3};
+  const int base[5] = {64, 128, 256, 512, 512};
+  int64_t ch[5];
+  for (int b = 0; b < 5; ++b) ch[b] = std::max<int64_t>(8, std::lround(base[b] * c.width / 8.0) * 8);
+  const bool fused = c.variant != Variant::kVgg16;
+  const bool multiscale = c.multiscale < 0 ? fused : c.multiscale != 0;
+  auto conv_bn_macs = [](int64_t k, int64_t in, int64_t out, int64_t side) {
+    return (k * k * in * out + out) * side * side;
+  };
+  int64_t total = 0, in = 1;
+  for (int b = 0; b < 5; ++b) {
+    const int64_t side = c.input_size >> b;
+    for (int l = 0; l < layers[b]; ++l) {
+      const int64_t out = ch[b];
+      if (multiscale && b >= 2 && l == layers[b] - 1) {
+        const int64_t c1 = out / 4, c3 = out / 2, c5 = out / 8, cp = out / 8;
+        total += conv_bn_macs(1, in, c1, side) + conv_bn_macs(1, in, c3 / 2, side) +
+                 conv_bn_macs(3, c3 / 2, c3, side) + conv_bn_macs(1, in, c5, side) +
+                 2 * conv_bn_macs(3, c5, c5, side) + conv_bn_macs(1, in, cp, side);
+      } else {
+        total += conv_bn_macs(3, in, out, side);
+      }
+      in = out;
+    }
+  }
+  const int64_t d = ch[4], s = c.input_size / 16, area = s * s;
+  if (fused) {
+    total += ch[1] * (c.input_size / 2) * (c.input_size / 2) + ch[2] * (c.input_size / 4) * (c.input_size / 4);
+    total += conv_bn_macs(1, ch[1] + ch[2] + ch[4], d, s);
+  }
+  if (c.variant == Variant::kMca || c.variant == Variant::kMcsa) {
+    const int64_t h = std::max<int64_t>(1, d / c.se_reduction);
+    total += d * area + d * h + h * d + d * area;
+  }
+  if (c.variant == Variant::kMsa || c.variant == Variant::kMcsa) {
+    total += d * area + c.spatial_kernel * c.spatial_kernel * 2 * area + d * area;
+  }
+  return total + d * area + d * 7;
+}
 }  // namespace
 
 TEST(Params, PaperVgg16At224) {
@@ -66,6 +111,16 @@ TEST(Params, PaperVgg16At224) {
   EXPECT_NEAR(static_cast<double>(s.total_params) / 14.71e6, 1.0, 0.01);
   EXPECT_NEAR(static_cast<double>(s.total_macs) / 15.29e9, 1.0, 0.01);
   EXPECT_EQ(s.total_params, expected_params(c));
+  EXPECT_EQ(s.total_macs, expected_macs(c));
+}
+
+TEST(Params, PaperSizeMcsaAt224MatchesTheMacFormula) {
+  ModelConfig c;
+  c.variant = Variant::kMcsa;
+  c.input_size = 224;
+  const auto s = summarize(c);
+  EXPECT_EQ(s.total_params, expected_params(c));
+  EXPECT_EQ(s.total_macs, expected_macs(c));
 }
 
 class ParamTest : public ::testing::TestWithParam<std::tuple<Variant, double, int>> {};
@@ -82,6 +137,7 @@ TEST_P(ParamTest, MatchesFormula) {
   for (const auto& l : s.layers) rows += l.params;
   EXPECT_EQ(rows, s.total_params) << "a layer's parameters are missing from the table";
   EXPECT_GT(s.total_macs, s.backbone_conv_macs);
+  EXPECT_EQ(s.total_macs, expected_macs(c));
 }
 
 INSTANTIATE_TEST_SUITE_P(Family, ParamTest,

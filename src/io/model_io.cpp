@@ -129,37 +129,55 @@ ModelConfig header_config(const Parsed& p, const std::string& path) {
   }
 }
 
+// A crafted header (the checksum is easy to recompute) must still give a named error, never a
+// crash or a read outside the file: every field is checked before it is used.
 void copy_weights(const Parsed& p, const std::string& path, MCSANet& net) {
   const std::string where = "model file " + path + ": ";
-  std::map<std::string, json> table;
-  for (const auto& t : p.header.at("tensors")) table[t.at("name").get<std::string>()] = t;
-  auto state = named_state(net);
-  if (table.size() != state.size()) {
-    throw ModelFileError(where + "holds " + std::to_string(table.size()) + " tensors, the network has " +
-                         std::to_string(state.size()));
-  }
-  torch::NoGradGuard no_grad;
-  const uint64_t data_size = p.header.at("data_bytes").get<uint64_t>();
-  for (auto& [name, tensor] : state) {
-    auto it = table.find(name);
-    if (it == table.end()) throw ModelFileError(where + "missing tensor '" + name + "'");
-    const auto& t = it->second;
-    const auto shape = t.at("shape").get<std::vector<int64_t>>();
-    if (shape != tensor.sizes().vec()) {
-      throw ModelFileError(where + "tensor '" + name + "' has shape " + json(shape).dump() +
-                           ", the network expects " + json(tensor.sizes().vec()).dump());
+  try {
+    std::map<std::string, json> table;
+    for (const auto& t : p.header.at("tensors")) table[t.at("name").get<std::string>()] = t;
+    auto state = named_state(net);
+    if (table.size() != state.size()) {
+      throw ModelFileError(where + "holds " + std::to_string(table.size()) + " tensors, the network has " +
+                           std::to_string(state.size()));
     }
-    const auto dtype = dtype_from(t.at("dtype").get<std::string>());
-    const auto offset = t.at("offset").get<uint64_t>();
-    const auto nbytes = t.at("nbytes").get<uint64_t>();
-    int64_t numel = 1;
-    for (auto d : shape) numel *= d;
-    if (offset + nbytes > data_size || nbytes != static_cast<uint64_t>(numel) * c10::elementSize(dtype)) {
-      throw ModelFileError(where + "tensor '" + name + "' lies outside the data section");
+    torch::NoGradGuard no_grad;
+    const uint64_t data_size = p.header.at("data_bytes").get<uint64_t>();
+    for (auto& [name, tensor] : state) {
+      auto it = table.find(name);
+      if (it == table.end()) throw ModelFileError(where + "missing tensor '" + name + "'");
+      const auto& t = it->second;
+      const std::string what = where + "tensor '" + name + "': ";
+      const auto shape = t.at("shape").get<std::vector<int64_t>>();
+      if (shape != tensor.sizes().vec()) {
+        throw ModelFileError(what + "shape " + json(shape).dump() + ", the network expects " +
+                             json(tensor.sizes().vec()).dump());
+      }
+      const auto dtype_field = t.at("dtype").get<std::string>();
+      torch::ScalarType dtype;
+      try {
+        dtype = dtype_from(dtype_field);
+      } catch (const std::invalid_argument& e) {
+        throw ModelFileError(what + e.what());
+      }
+      const auto offset = t.at("offset").get<uint64_t>();
+      const auto nbytes = t.at("nbytes").get<uint64_t>();
+      uint64_t numel = 1;
+      for (auto d : shape) numel *= static_cast<uint64_t>(d);  // shape equals the network's: small, positive
+      if (offset > data_size || nbytes > data_size - offset) {  // no overflow in offset + nbytes
+        throw ModelFileError(what + "lies outside the data section (offset " + std::to_string(offset) +
+                             ", " + std::to_string(nbytes) + " bytes, section " + std::to_string(data_size) + ")");
+      }
+      if (nbytes != numel * c10::elementSize(dtype)) {
+        throw ModelFileError(what + std::to_string(nbytes) + " bytes, its shape and dtype " + dtype_field +
+                             " need " + std::to_string(numel * c10::elementSize(dtype)));
+      }
+      auto src = torch::from_blob(const_cast<char*>(p.bytes.data() + p.data_start + offset), shape,
+                                  torch::TensorOptions().dtype(dtype));
+      tensor.copy_(src);  // copies (and converts dtype); the file buffer is not kept
     }
-    auto src = torch::from_blob(const_cast<char*>(p.bytes.data() + p.data_start + offset), shape,
-                                torch::TensorOptions().dtype(dtype));
-    tensor.copy_(src);  // copies (and converts dtype); the file buffer is not kept
+  } catch (const json::exception& e) {
+    throw ModelFileError(where + "malformed tensor table in the header (" + e.what() + ")");
   }
 }
 
