@@ -1,10 +1,13 @@
 // Forward (batch 1, inference) and training-step (batch 32) speed of the network family.
 // A program, not a test: `fervid_bench_model --benchmark_format=json` for machine-readable
 // output; images/s is the `items_per_second` counter (wall-clock: UseRealTime, since libtorch
-// works on several threads and CPU time of the main thread alone would overstate it). Compare runs as ratios on one machine.
+// works on several threads and CPU time of the main thread alone would overstate it); counters
+// p50_ms, p90_ms and mean_ms per call (bench_timing.h). Compare runs as ratios on one machine.
 #include <benchmark/benchmark.h>
 
 #include <torch/optim/sgd.h>
+
+#include "bench_timing.h"
 
 #include "fervid/losses.h"
 #include "fervid/model.h"
@@ -30,7 +33,7 @@ void BM_InferBatch1(benchmark::State& state) {
   const int n = net->config().input_size;
   auto x = torch::randn({1, 1, n, n});
   for (int i = 0; i < 3; ++i) net->forward(x);  // warm-up: oneDNN primitive creation
-  for (auto _ : state) benchmark::DoNotOptimize(net->forward(x).logits.data_ptr<float>());
+  bench::time_each_call(state, [&] { benchmark::DoNotOptimize(net->forward(x).logits.data_ptr<float>()); });
   state.SetItemsProcessed(state.iterations());
 }
 
@@ -44,7 +47,7 @@ void BM_InferBatch1Folded(benchmark::State& state) {
   const int n = net->config().input_size;
   auto x = torch::randn({1, 1, n, n});
   for (int i = 0; i < 3; ++i) net->forward(x);
-  for (auto _ : state) benchmark::DoNotOptimize(net->forward(x).logits.data_ptr<float>());
+  bench::time_each_call(state, [&] { benchmark::DoNotOptimize(net->forward(x).logits.data_ptr<float>()); });
   state.SetItemsProcessed(state.iterations());
 }
 
@@ -61,7 +64,7 @@ void BM_TrainStepBatch32(benchmark::State& state) {
   auto y = torch::randint(0, 7, {32}, torch::kLong);
   auto step = [&] { train_step(net, loss, opt, x, y); };
   step();
-  for (auto _ : state) step();
+  bench::time_each_call(state, step);
   state.SetItemsProcessed(32 * state.iterations());
 }
 

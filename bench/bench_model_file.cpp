@@ -1,5 +1,6 @@
 // Per-face latency of a given model file: fervid::load_model(FERVID_BENCH_MODEL), eval mode,
-// batch 1 forward, and the same weights through fervid::Classifier. A program, not a test; bench/compare_with_pytorch.py --model FILE runs it
+// batch 1 forward, and the same weights through fervid::Classifier; counters p50_ms, p90_ms and
+// mean_ms per call (bench_timing.h). A program, not a test; bench/compare_with_pytorch.py --model FILE runs it
 // beside Python PyTorch on the same weights. FERVID_BENCH_THREADS sets libtorch's intra-op
 // threads (unset or 0: every core, as fervid_bench_model).
 //
@@ -7,6 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include "bench_env.h"
+#include "bench_timing.h"
 
 #include <cstdlib>
 #include <iostream>
@@ -29,7 +31,7 @@ void BM_ModelFileInferBatch1(benchmark::State& state, const std::string& path) {
   const auto& c = net->config();
   auto x = torch::randn({1, c.in_channels, c.input_size, c.input_size});
   for (int i = 0; i < 3; ++i) net->forward(x);  // warm-up: oneDNN primitive creation
-  for (auto _ : state) benchmark::DoNotOptimize(net->forward(x).logits.data_ptr<float>());
+  fervid::bench::time_each_call(state, [&] { benchmark::DoNotOptimize(net->forward(x).logits.data_ptr<float>()); });
   state.SetItemsProcessed(state.iterations());
 }
 
@@ -41,7 +43,7 @@ void BM_ModelFileClassifyFace(benchmark::State& state, const std::string& path) 
   std::vector<uint8_t> face(static_cast<size_t>(s * s));
   for (size_t i = 0; i < face.size(); ++i) face[i] = static_cast<uint8_t>((i * 37 + i / 48 * 11) % 256);
   for (int i = 0; i < 3; ++i) classifier.classify(face.data());
-  for (auto _ : state) benchmark::DoNotOptimize(classifier.classify(face.data()).label);
+  fervid::bench::time_each_call(state, [&] { benchmark::DoNotOptimize(classifier.classify(face.data()).label); });
   state.SetItemsProcessed(state.iterations());
 }
 

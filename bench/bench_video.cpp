@@ -1,9 +1,12 @@
 // Frames per second of the video pipeline (VideoSession: detect + follow + classify + smooth) on
-// a real clip and on a synthetic 640 x 480 stream, with the detector on every frame, every 5th
-// frame, and on every frame with a full scan every 10th (local windows in between). Decoding is
-// measured on its own (BM_VideoDecode) and kept out of the pipeline numbers: the clip is decoded
-// into memory first. Counters per frame: detect_ms, follow_ms, classify_ms, faces. A program, not
-// a test.
+// a real clip and on a synthetic 640 x 480 stream: with a whole-frame detection on every frame
+// (the default; VideoOptions::scan = FaceDetectorOptions::video()), the same with the photo scan
+// settings (the Analyzer's FaceDetectorOptions, what video used before), every 5th frame, and on
+// every frame with a full scan every 10th (local windows in between). BM_*ScanPhotoVsVideo runs
+// both whole-frame scans on the same frames, alternately, in one run: their ms per frame and
+// ratio hold even on a busy machine. Decoding is measured on its own (BM_VideoDecode) and kept out
+// of the pipeline numbers: the clip is decoded into memory first. Counters per frame: detect_ms,
+// follow_ms, classify_ms, faces. A program, not a test.
 //
 //   FERVID_BENCH_MODEL=experiments/x/best.fervid FERVID_BENCH_THREADS=1 fervid_bench_video
 //   fervid_bench_video --benchmark_filter=Clip --benchmark_repetitions=3 --benchmark_format=json
@@ -18,6 +21,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -107,6 +111,51 @@ void BM_Pipeline(benchmark::State& state, const Clip* clip, fervid::VideoOptions
   state.counters["decode_ms"] = clip->decode_ms_per_frame;  // measured once, at load, not included above
 }
 
+// Whole-frame scans only: the photo settings and the video settings on each frame in turn, so both
+// see the same frames under the same load. Counters: photo_ms, video_ms (per frame), ratio
+// (photo / video), photo_faces and video_faces (boxes per frame), matched (the share of the photo
+// scan's boxes that the video scan also finds, IoU >= 0.3).
+void BM_ScanPhotoVsVideo(benchmark::State& state, const Clip* clip) {
+  if (clip->frames.empty()) {
+    state.SkipWithError("no frames (see the message above)");
+    return;
+  }
+  const auto& detector = g_analyzer->pipeline().detector();
+  const fervid::FaceDetectorOptions photo = detector.options(), video = fervid::FaceDetectorOptions::video();
+  using clock = std::chrono::steady_clock;
+  detector.detect(clip->frames[0], photo);  // warm-up
+  detector.detect(clip->frames[0], video);
+  double photo_s = 0, video_s = 0;
+  int64_t frames = 0, photo_faces = 0, video_faces = 0, matched = 0;
+  for (auto _ : state) {
+    for (const auto& frame : clip->frames) {
+      const auto t0 = clock::now();
+      const auto a = detector.detect(frame, photo);
+      const auto t1 = clock::now();
+      const auto b = detector.detect(frame, video);
+      const auto t2 = clock::now();
+      photo_s += std::chrono::duration<double>(t1 - t0).count();
+      video_s += std::chrono::duration<double>(t2 - t1).count();
+      ++frames;
+      photo_faces += static_cast<int64_t>(a.size());
+      video_faces += static_cast<int64_t>(b.size());
+      for (const auto& r : a) {
+        double best = 0;
+        for (const auto& q : b) best = std::max(best, fervid::box_iou(r, q));
+        matched += best >= 0.3;
+      }
+    }
+  }
+  const double n = static_cast<double>(std::max<int64_t>(1, frames));
+  state.SetItemsProcessed(frames);
+  state.counters["photo_ms"] = 1000 * photo_s / n;
+  state.counters["video_ms"] = 1000 * video_s / n;
+  state.counters["ratio"] = video_s > 0 ? photo_s / video_s : 0;
+  state.counters["photo_faces"] = static_cast<double>(photo_faces) / n;
+  state.counters["video_faces"] = static_cast<double>(video_faces) / n;
+  state.counters["matched"] = photo_faces > 0 ? static_cast<double>(matched) / static_cast<double>(photo_faces) : 0;
+}
+
 // Decoding alone: open the file and read every frame.
 void BM_VideoDecode(benchmark::State& state, const std::string& path) {
   int64_t frames = 0;
@@ -162,25 +211,35 @@ int main(int argc, char** argv) {
     benchmark::AddCustomContext(
         "video_size", std::to_string(clip.frames[0].cols) + "x" + std::to_string(clip.frames[0].rows));
   }
-  fervid::VideoOptions every1, every5, local;
-  every1.full_scan_every = 1;  // the whole frame scanned on every frame
+  // The default: a whole-frame detection on every frame with the video scan settings.
+  fervid::VideoOptions every1, photo1, every5, local;
+  photo1.scan = analyzer->pipeline().detector().options();  // the photo settings: what video used before
   every5.detect_every = 5;
-  every5.full_scan_every = 1;
   local.full_scan_every = 10;
   const struct {
     const char* name;
     const Clip* clip;
     fervid::VideoOptions options;
   } runs[] = {{"BM_ClipDetectEvery1", &clip, every1},
+              {"BM_ClipDetectEvery1PhotoScan", &clip, photo1},
               {"BM_ClipDetectEvery5", &clip, every5},
               {"BM_ClipDetectEvery1FullScanEvery10", &clip, local},
               {"BM_Synthetic640x480DetectEvery1", &synthetic, every1},
+              {"BM_Synthetic640x480DetectEvery1PhotoScan", &synthetic, photo1},
               {"BM_Synthetic640x480DetectEvery5", &synthetic, every5},
               {"BM_Synthetic640x480DetectEvery1FullScanEvery10", &synthetic, local}};
   for (const auto& r : runs)
     benchmark::RegisterBenchmark(r.name, BM_Pipeline, r.clip, r.options)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
+  benchmark::RegisterBenchmark("BM_ClipScanPhotoVsVideo", BM_ScanPhotoVsVideo, &clip)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime()
+      ->Iterations(1);
+  benchmark::RegisterBenchmark("BM_Synthetic640x480ScanPhotoVsVideo", BM_ScanPhotoVsVideo, &synthetic)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime()
+      ->Iterations(1);
   if (!video.empty())
     benchmark::RegisterBenchmark("BM_VideoDecode", BM_VideoDecode, video)
         ->Unit(benchmark::kMillisecond)

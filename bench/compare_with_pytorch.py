@@ -6,7 +6,16 @@ fervid_bench_model_file for --model) and the Python reference (bench/reference/f
 same architecture, batch, thread count; for training the same step as BM_TrainStepBatch32:
 CE + center loss lambda_c 0.01, SGD lr 0.01 momentum 0.9 weight decay 5e-4, center update),
 alternating fervid, Python, fervid, Python ... each in a fresh process, and reports the median
-images/s of each side and their ratio fervid / Python (above 1: fervid is faster).
+images/s (mean over the timed calls) of each side and their ratio fervid / Python (above 1: fervid is faster), with the
+per-call p50 and p90 latency of each side (each call timed on its own: fervid's counters from
+bench_timing.h, Python's perf_counter around each call).
+
+Like for like: where fervid folds BatchNorm into the convolutions and runs under InferenceMode
+(infer-mcsa-folded, model-classifier: what the Analyzer runs), the Python side folds too
+(torch.nn.utils.fusion.fuse_conv_bn_eval on every conv + BatchNorm pair) and runs under
+torch.inference_mode(); model-classifier also takes the same uint8 face, normalises it and
+applies the softmax on both sides. Where fervid runs the plain network under NoGradGuard
+(infer-mcsa, model), Python runs it plainly under torch.no_grad().
 
   /usr/bin/python3 bench/compare_with_pytorch.py --repeats 3 --json bench-vs-pytorch.json
   /usr/bin/python3 bench/compare_with_pytorch.py --model models/fervid-mcsa.fervid --configs model
@@ -16,6 +25,7 @@ Configurations (--configs, comma-separated; default train-mcsa,train-vgg16,infer
   train-mcsa   training step, mcsa, width 0.25, input 48, batch 32   (BM_TrainStepBatch32)
   train-vgg16  training step, vgg16, width 0.25, input 48, batch 32  (BM_TrainStepBatch32)
   infer-mcsa   inference, mcsa, width 0.25, input 48, batch 1        (BM_InferBatch1)
+  infer-mcsa-folded  the same, BatchNorm folded, inference mode       (BM_InferBatch1Folded)
   model        inference of --model's weights, batch 1              (fervid_bench_model_file)
   model-classifier  the same weights through fervid::Classifier, as the Analyzer runs them
                     (BatchNorm folded; gray bytes in, probabilities out) (fervid_bench_model_file)
@@ -35,6 +45,7 @@ Writes a table to stdout, progress to stderr, and with --json everything measure
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
@@ -56,10 +67,13 @@ CONFIGS = {
                         benchmark="BM_TrainStepBatch32"),
     "infer-mcsa": dict(kind="infer", variant="mcsa", width=0.25, input=48, batch=1, min_time=1.0,
                        benchmark="BM_InferBatch1"),
+    "infer-mcsa-folded": dict(kind="infer", variant="mcsa", width=0.25, input=48, batch=1, min_time=1.0,
+                              benchmark="BM_InferBatch1Folded", fold=True),
     "model": dict(kind="infer-file", batch=1, min_time=1.0, benchmark="BM_ModelFileInferBatch1"),
     # What fervid's Analyzer runs per face: the Classifier (BatchNorm folded, InferenceMode, a gray
-    # crop in, probabilities out) against Python's plain forward of the same weights.
-    "model-classifier": dict(kind="infer-file", batch=1, min_time=1.0, benchmark="BM_ModelFileClassifyFace"),
+    # crop in, probabilities out); Python does the same with the same weights.
+    "model-classifier": dict(kind="infer-file", batch=1, min_time=1.0, benchmark="BM_ModelFileClassifyFace",
+                             fold=True, classifier=True),
 }
 
 
@@ -68,6 +82,29 @@ def log(msg):
 
 
 # ---- the Python side: runs in its own process (--worker), like each fervid run --------------
+
+def nearest_rank(sorted_values, q):
+    """The q-quantile by nearest rank, as bench_timing.h computes fervid's."""
+    rank = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[min(len(sorted_values), rank) - 1]
+
+
+def fold_batchnorm(net):
+    """Folds every BatchNorm of a conv + BatchNorm pair (fervid_ref.ConvBnRelu) into its conv."""
+    import torch
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = 0
+    for m in net.modules():
+        if isinstance(getattr(m, "conv", None), torch.nn.Conv2d) and isinstance(getattr(m, "bn", None),
+                                                                                torch.nn.BatchNorm2d):
+            m.conv = fuse_conv_bn_eval(m.conv, m.bn)
+            m.bn = torch.nn.Identity()
+            folded += 1
+    if folded == 0:
+        raise RuntimeError("fold_batchnorm: no conv + BatchNorm pair found (fervid_ref changed?)")
+    return folded
+
 
 def worker(spec):
     import torch
@@ -105,29 +142,51 @@ def worker(spec):
 
         warmup = 2
         grad = torch.enable_grad()
-    else:  # BM_InferBatch1, BM_ModelFileInferBatch1: eval mode, no autograd
+    else:  # BM_InferBatch1[Folded], BM_ModelFileInferBatch1, BM_ModelFileClassifyFace: eval mode, no autograd
         net.eval()
-        x = torch.randn(batch, cfg.in_channels, n, n)
+        if spec.get("fold"):  # as MCSANet::fold_batchnorm: every conv + BatchNorm pair becomes one conv
+            probe = torch.randn(2, cfg.in_channels, n, n)
+            with torch.no_grad():
+                before = net(probe).logits
+                fold_batchnorm(net)
+                after = net(probe).logits
+            if not torch.allclose(before, after, rtol=1e-4, atol=1e-4):
+                raise RuntimeError(f"fold_batchnorm changed the outputs: max |diff| {(before - after).abs().max():.3g}")
+        if spec.get("classifier"):  # fervid::Classifier: uint8 face -> (x / 255 - mean) / std -> softmax
+            face = bytearray((i * 37 + i // 48 * 11) % 256 for i in range(n * n))  # BM_ModelFileClassifyFace's
+            pixels = torch.frombuffer(face, dtype=torch.uint8).view(1, 1, n, n)
+            scale, shift = 1.0 / (255.0 * cfg.norm_std), -cfg.norm_mean / cfg.norm_std
 
-        def step():
-            net(x).logits
+            def step():
+                x = pixels.to(torch.float32).mul_(scale).add_(shift)
+                probs = net(x).logits.softmax(1)
+                int(probs[0].argmax())
+        else:
+            x = torch.randn(batch, cfg.in_channels, n, n)
+
+            def step():
+                net(x).logits
 
         warmup = 3
-        grad = torch.no_grad()
+        grad = torch.inference_mode() if spec.get("fold") else torch.no_grad()
 
     with grad:
         for _ in range(warmup):
             step()
-        iterations, start = 0, time.perf_counter()
+        iterations, calls, start = 0, [], time.perf_counter()
         while True:
+            t0 = time.perf_counter()
             step()
+            calls.append(time.perf_counter() - t0)
             iterations += 1
             elapsed = time.perf_counter() - start
             if elapsed >= spec["min_time"]:
                 break
+    calls_ms = sorted(1e3 * c for c in calls)
     return {"iterations": iterations, "ms_per_iter": 1e3 * elapsed / iterations,
             "items_per_second": batch * iterations / elapsed, "threads": torch.get_num_threads(),
-            "torch": torch.__version__}
+            "p50_ms": nearest_rank(calls_ms, 0.5), "p90_ms": nearest_rank(calls_ms, 0.9),
+            "mean_call_ms": sum(calls_ms) / len(calls_ms), "torch": torch.__version__}
 
 
 def run_python(args, spec):
@@ -170,7 +229,10 @@ def run_fervid(args, name, cfg, min_time):
     # Google Benchmark's items_per_second divides by the main thread's CPU time, which is not
     # wall time once libtorch runs on several threads: images/s here come from real_time.
     ms = b["real_time"] * to_ms
+    if "p50_ms" not in b:
+        raise RuntimeError(f"{binary}: {b['name']} reports no p50_ms counter (is the binary older than this script?)")
     return {"iterations": b["iterations"], "ms_per_iter": ms, "items_per_second": cfg["batch"] * 1e3 / ms,
+            "p50_ms": b["p50_ms"], "p90_ms": b["p90_ms"], "mean_call_ms": b.get("mean_ms"),
             "cpu_ms_per_iter": b["cpu_time"] * to_ms, "gbench_items_per_second_cpu": b.get("items_per_second"),
             "threads": threads, "benchmark": b["name"], "fervid_commit": out.get("context", {}).get("fervid_commit")}
 
@@ -252,7 +314,7 @@ def main():
     for name in names:
         cfg = dict(CONFIGS[name])
         min_time = args.min_time if args.min_time is not None else cfg["min_time"]
-        spec = {k: cfg.get(k) for k in ("kind", "variant", "width", "input", "batch")}
+        spec = {k: cfg.get(k) for k in ("kind", "variant", "width", "input", "batch", "fold", "classifier")}
         spec.update(threads=args.threads, min_time=min_time, mallopt=args.python_mallopt,
                     model=os.path.abspath(args.model) if args.model else None)
         runs = {"fervid": [], "python": []}
@@ -263,9 +325,9 @@ def main():
                 res = run_fervid(args, name, cfg, min_time) if side == "fervid" else run_python(args, spec)
                 torch_version = res.get("torch", torch_version)
                 runs[side].append(res)
-                log(f"    {res['items_per_second']:.1f} images/s, {res['ms_per_iter']:.2f} ms/iteration "
-                    f"({res['iterations']} iterations)")
-        med = {s: {"items_per_second": median_of(v, "items_per_second"), "ms_per_iter": median_of(v, "ms_per_iter")}
+                log(f"    {res['items_per_second']:.1f} images/s, {res['ms_per_iter']:.2f} ms/iteration, "
+                    f"p50 {res['p50_ms']:.2f} ms, p90 {res['p90_ms']:.2f} ms ({res['iterations']} iterations)")
+        med = {s: {k: median_of(v, k) for k in ("items_per_second", "ms_per_iter", "p50_ms", "p90_ms")}
                for s, v in runs.items()}
         entry = {"name": name, **{k: v for k, v in cfg.items() if k != "min_time"}, "min_time_s": min_time,
                  "runs": runs, "median": med,
@@ -285,13 +347,14 @@ def main():
     print(f"fervid vs Python PyTorch {torch_version}, {args.threads} threads, median of {args.repeats} "
           f"(commit {report['git_commit']}{' +changes' if report['git_dirty'] else ''}, "
           f"load {load_before[0]:.1f} -> {report['loadavg_after'][0]:.1f})")
-    print(f"{'configuration':14s} {'batch':>5s} {'fervid img/s':>13s} {'python img/s':>13s} "
-          f"{'fervid ms':>10s} {'python ms':>10s} {'fervid/python':>14s}")
+    print(f"{'configuration':18s} {'batch':>5s} {'fervid img/s':>13s} {'python img/s':>13s} "
+          f"{'fervid ms':>10s} {'python ms':>10s} {'fervid p50/p90':>15s} {'python p50/p90':>15s} {'fervid/python':>14s}")
     for e in results:
         m = e["median"]
-        print(f"{e['name']:14s} {e['batch']:5d} {m['fervid']['items_per_second']:13.1f} "
+        print(f"{e['name']:18s} {e['batch']:5d} {m['fervid']['items_per_second']:13.1f} "
               f"{m['python']['items_per_second']:13.1f} {m['fervid']['ms_per_iter']:10.2f} "
-              f"{m['python']['ms_per_iter']:10.2f} {e['ratio_fervid_over_python']:13.2f}x")
+              f"{m['python']['ms_per_iter']:10.2f} {m['fervid']['p50_ms']:7.2f}/{m['fervid']['p90_ms']:<7.2f} "
+              f"{m['python']['p50_ms']:7.2f}/{m['python']['p90_ms']:<7.2f} {e['ratio_fervid_over_python']:13.2f}x")
     if args.json:
         write_atomically(args.json, json.dumps(report, indent=1) + "\n")
         log(f"wrote {args.json}")

@@ -2,12 +2,23 @@
 """Records the golden outputs of the shipped model (tests/golden/expected.json).
 
 Run after replacing models/fervid-default.fervid, from the repository root, with a built CLI:
-    python3 scripts/record_golden.py [--fervid build/fervid]
+    FERVID_DATA=../shared/data python3 scripts/record_golden.py [--fervid build/fervid]
 It runs `fervid predict` on the demo image (saving each face as the network sees it into
 tests/golden/crops/), then on those crops with --whole-image, and writes the labels and
-probabilities the golden tests compare against (within 1e-3). Review the diff before committing.
+probabilities the golden tests compare against (within 1e-3).
+
+With FERVID_DATA (or --fer2013 PATH) it also records one FER2013 PrivateTest row per expression:
+for each class, the first PrivateTest row (in file order) that the model predicts as that class
+and whose label is that class too (the first predicted as it, if none is labelled so). Only the row
+indices, labels and the model's probabilities are stored, never pixels: the dataset stays out of
+the repository; tests/golden/test_golden_data.cpp reads the rows from FERVID_DATA. Each row is
+classified through `fervid predict --whole-image` on a temporary 48x48 PGM (outside the
+repository), which is the classifier on the row's own pixels.
+
+Review the diff before committing.
 """
 import argparse
+import gzip
 import hashlib
 import json
 import os
@@ -80,10 +91,61 @@ def variants(rows):
     }
 
 
+CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]  # FER2013's emotion order
+
+
+def private_test_rows(path):
+    """(row index from 0 after the header, emotion, 48x48 pixel rows) of every PrivateTest row."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt") as fh:
+        header = fh.readline().strip()
+        if header != "emotion,pixels,Usage":
+            sys.exit(f"record_golden: {path}: unexpected header {header!r}")
+        for i, line in enumerate(fh):
+            emotion, pixels, usage = line.strip().split(",")
+            if usage != "PrivateTest":
+                continue
+            v = [int(x) for x in pixels.split()]
+            if len(v) != 48 * 48:
+                sys.exit(f"record_golden: {path}: row {i}: {len(v)} pixels")
+            yield i, int(emotion), [v[y * 48:(y + 1) * 48] for y in range(48)]
+
+
+def record_fer2013(fervid, model, path):
+    rows = list(private_test_rows(path))
+    with tempfile.TemporaryDirectory(prefix="fervid-golden-") as tmp:
+        files = []
+        for i, _, pixels in rows:
+            f = os.path.join(tmp, f"row{i}.pgm")
+            write_pgm(f, pixels)
+            files.append(f)
+        got = predict(fervid, ["--model", model, "--whole-image"] + files)["images"]
+    if len(got) != len(rows):
+        sys.exit(f"record_golden: {len(rows)} rows but {len(got)} predictions")
+    picked = []
+    for c, name in enumerate(CLASSES):
+        predicted = [(r, g["faces"][0]) for r, g in zip(rows, got) if g["faces"][0]["label"] == name]
+        if not predicted:
+            sys.exit(f"record_golden: the model predicts no PrivateTest row as {name}")
+        agreed = [(r, f) for r, f in predicted if r[1] == c]
+        (i, emotion, _), face = (agreed or predicted)[0]
+        picked.append({"row": i, "usage": "PrivateTest", "emotion": CLASSES[emotion], "label": name,
+                       "probs": face["probs"]})
+    return {"data": "fer2013/fer2013.csv.gz",
+            "note": "row = index of the data row in the CSV (0 = the first row after the header); "
+                    "per class, the first PrivateTest row labelled and predicted as that class",
+            "rows": picked}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fervid", default=os.path.join(ROOT, "build", "fervid"))
+    ap.add_argument("--fer2013", default=None,
+                    help="FER2013 CSV (default: $FERVID_DATA/fer2013/fer2013.csv.gz when FERVID_DATA is set)")
     a = ap.parse_args()
+    fer = a.fer2013
+    if fer is None and os.environ.get("FERVID_DATA"):
+        fer = os.path.join(os.environ["FERVID_DATA"], "fer2013", "fer2013.csv.gz")
     model = os.path.join(ROOT, "models", "fervid-default.fervid")
     image = os.path.join(ROOT, "examples", "astronaut.png")
     crops = os.path.join(ROOT, "tests", "golden", "crops")
@@ -111,13 +173,24 @@ def main():
                   for f, e in zip(crop_files, on_crops["images"])],
     }
     path = os.path.join(ROOT, "tests", "golden", "expected.json")
+    if fer:
+        out["fer2013_private_test"] = record_fer2013(a.fervid, model, fer)
+    elif os.path.exists(path):  # keep what was recorded with the data
+        with open(path) as fh:
+            old = json.load(fh)
+        if "fer2013_private_test" in old and old.get("model_sha256") == sha:
+            out["fer2013_private_test"] = old["fer2013_private_test"]
+        elif "fer2013_private_test" in old:
+            print("record_golden: the model changed and FERVID_DATA is unset: the FER2013 rows are dropped; "
+                  "rerun with FERVID_DATA", file=sys.stderr)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".expected.", suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(out, fh, indent=2)
         fh.write("\n")
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
-    print(f"wrote {path}: {len(faces)} face(s) on the demo image, {len(crop_files)} crop(s)")
+    n_fer = len(out.get("fer2013_private_test", {}).get("rows", []))
+    print(f"wrote {path}: {len(faces)} face(s) on the demo image, {len(crop_files)} crop(s), {n_fer} FER2013 row(s)")
 
 
 if __name__ == "__main__":

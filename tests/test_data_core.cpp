@@ -6,10 +6,12 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "fervid/augment.h"
 #include "fervid/cache.h"
 #include "fervid/data_check.h"
+#include "fervid/data_source.h"
 #include "fervid/loader.h"
 #include "fervid/readers.h"
 #include "fervid/splits.h"
@@ -39,6 +41,33 @@ void write_gzip(const std::string& p, const std::string& s) {
   gzFile f = gzopen(p.c_str(), "wb");
   gzwrite(f, s.data(), static_cast<unsigned>(s.size()));
   gzclose(f);
+}
+
+// Gzip of `s` (as gzwrite makes it), with a full flush after the first `lines` lines; returns
+// the compressed bytes and, in *cut, the compressed size at that flush: a file cut there holds
+// exactly those complete lines.
+std::string gzip_with_flush_after(const std::string& s, size_t lines, size_t* cut) {
+  z_stream z{};
+  if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) throw std::runtime_error("deflateInit2");
+  std::string out;
+  auto pump = [&](const char* data, size_t n, int flush) {
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
+    z.avail_in = static_cast<uInt>(n);
+    char buf[1 << 16];
+    do {
+      z.next_out = reinterpret_cast<Bytef*>(buf);
+      z.avail_out = sizeof buf;
+      deflate(&z, flush);
+      out.append(buf, sizeof buf - z.avail_out);
+    } while (z.avail_out == 0);
+  };
+  size_t split = 0;
+  for (size_t i = 0; i < lines; ++i) split = s.find('\n', split) + 1;
+  pump(s.data(), split, Z_FULL_FLUSH);
+  *cut = out.size();
+  pump(s.data() + split, s.size() - split, Z_FINISH);
+  deflateEnd(&z);
+  return out;
 }
 
 std::string error_of(const std::function<void()>& f) {
@@ -126,6 +155,24 @@ TEST_F(Fer2013Csv, StructuralErrors) {
   const auto msg = error_of([&] { read_fer2013_csv(path("cut.csv.gz")); });
   EXPECT_NE(msg.find("truncated gzip"), std::string::npos) << msg;
   EXPECT_NE(msg.find(path("cut.csv.gz")), std::string::npos) << msg;
+  // The error names the last complete line exactly: a stream cut right after line 151 (the
+  // header and 150 rows, about 1.3 MB, past the reader's 1 MB buffer), and one cut a few
+  // bytes into line 152. Lines before it are parsed (strict: they are all valid).
+  std::string rows = "emotion,pixels,Usage\n";
+  for (int i = 0; i < 300; ++i) rows += std::to_string(i % 7) + "," + pixels_row(2304, i) + ",Training\n";
+  size_t cut = 0;
+  const std::string gz = gzip_with_flush_after(rows, 151, &cut);
+  write_text(path("cut151.csv.gz"), gz.substr(0, cut));
+  const auto at_line = error_of([&] { read_fer2013_csv(path("cut151.csv.gz"), {true}); });
+  EXPECT_NE(at_line.find(path("cut151.csv.gz") + ": truncated gzip stream (unexpected end of file) after line 151 "),
+            std::string::npos)
+      << at_line;
+  write_text(path("cut151b.csv.gz"), gz.substr(0, cut + 40));  // part of line 152 (not a line)
+  const auto inside = error_of([&] { read_fer2013_csv(path("cut151b.csv.gz"), {true}); });
+  EXPECT_NE(inside.find("after line 151 "), std::string::npos) << inside;
+  // The uncut file reads whole: the flush itself is not damage.
+  write_text(path("whole.csv.gz"), gz);
+  EXPECT_EQ(read_fer2013_csv(path("whole.csv.gz"), {true}).size(), 300u);
 }
 
 TEST(FerPlus, LabelRules) {
@@ -146,6 +193,22 @@ TEST(FerPlus, LabelRules) {
   EXPECT_EQ(ferplus_label(contempt, L::kMajority), -1);
   const int anger[10] = {0, 0, 0, 0, 6, 4, 0, 0, 0, 0};
   EXPECT_EQ(ferplus_label(anger, L::kMajority), 0);
+  // The reason given is the one that applied, and only that one.
+  auto why = [&](const int* votes, L rule) {
+    std::string w;
+    EXPECT_EQ(ferplus_label(votes, rule, &w), -1);
+    return w;
+  };
+  EXPECT_EQ(why(tie, L::kMajority), "tie between neutral and happiness (4 votes each)");
+  EXPECT_EQ(why(no_majority, L::kMajority),
+            "no majority: neutral has 4 of 10 votes (counting classes with more than one vote)");
+  EXPECT_EQ(why(unknown, L::kMajority), "most votes for unknown, not one of the 7 expressions");
+  EXPECT_EQ(why(contempt, L::kMajority), "most votes for contempt, not one of the 7 expressions");
+  const int singles[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  EXPECT_EQ(why(singles, L::kPlurality), "no class has more than one vote (FER+ drops single votes)");
+  std::string untouched = "x";
+  EXPECT_EQ(ferplus_label(happy, L::kMajority, &untouched), 3);
+  EXPECT_EQ(untouched, "x");
 }
 
 class FerPlusFile : public TempDir {};
@@ -160,6 +223,9 @@ TEST_F(FerPlusFile, AlignsByRowAndGivesSoftTargets) {
   apply_ferplus(ds, path("new.csv"), {FerPlusOptions::Labels::kMajority, true}, &rep);
   ASSERT_EQ(ds.size(), 2u);
   EXPECT_EQ(rep.skipped, 1u);
+  ASSERT_EQ(rep.issues.size(), 1u);
+  EXPECT_EQ(rep.issues[0].where, path("new.csv") + ":3");
+  EXPECT_EQ(rep.issues[0].field, "Image name");
   EXPECT_EQ(ds.labels[0], 0);
   EXPECT_EQ(ds.labels[1], 3);
   ASSERT_TRUE(ds.has_soft_targets());
@@ -171,6 +237,35 @@ TEST_F(FerPlusFile, AlignsByRowAndGivesSoftTargets) {
   const auto msg = error_of([&] { apply_ferplus(again, path("bad.csv")); });
   EXPECT_NE(msg.find("bad.csv:2"), std::string::npos) << msg;
   EXPECT_NE(msg.find("not row-aligned"), std::string::npos) << msg;
+  // A row with a tie is skipped with that reason alone.
+  write_text(path("tie.csv"), header + "Training,fer0.png,4,4,2,0,0,0,0,0,0,0\n" +
+                                  "PublicTest,fer1.png,0,0,0,0,10,0,0,0,0,0\n" + "PrivateTest,fer2.png,0,9,0,0,0,0,0,0,0,1\n");
+  auto third = read_fer2013_csv(path("a.csv"));
+  ReadReport tie_rep;
+  apply_ferplus(third, path("tie.csv"), {}, &tie_rep);
+  ASSERT_EQ(tie_rep.issues.size(), 1u);
+  EXPECT_EQ(tie_rep.issues[0].where, path("tie.csv") + ":2");
+  EXPECT_EQ(tie_rep.issues[0].message,
+            "no label under the majority rule: tie between neutral and happiness (4 votes each)");
+}
+
+// open_data_source: the FER2013 file and the FER+ file are counted apart.
+TEST_F(FerPlusFile, SourceReportsTheTwoFilesSeparately) {
+  write_text(path("a.csv"), good_csv());
+  const std::string header = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n";
+  write_text(path("new.csv"), header + "Training,fer0.png,0,0,0,0,10,0,0,0,0,0\n" +
+                                  "PublicTest,fer1.png,5,5,0,0,0,0,0,0,0,0\n" + "PrivateTest,fer2.png,2,8,0,0,0,0,0,0,0,0\n");
+  DataSourceOptions o;
+  o.ferplus = path("new.csv");
+  const auto src = open_data_source(path("a.csv"), o);
+  EXPECT_EQ(src.data.size(), 2u);
+  EXPECT_EQ(src.report.entries_seen, 3u);
+  EXPECT_EQ(src.report.entries_kept, 3u);
+  EXPECT_EQ(src.report.skipped, 0u);
+  EXPECT_EQ(src.ferplus_report.entries_seen, 3u);
+  EXPECT_EQ(src.ferplus_report.entries_kept, 2u);
+  EXPECT_EQ(src.ferplus_report.skipped, 1u);
+  EXPECT_EQ(src.ferplus_report.skipped_by_field.at("votes"), 1u);
 }
 
 class Cache : public TempDir {};
@@ -211,6 +306,176 @@ TEST_F(Cache, KeyFollowsSourceAndRecipe) {
   EXPECT_TRUE(hit);
   EXPECT_EQ(builds, 1);
   EXPECT_EQ(ds.size(), 5u);
+}
+
+// Sets `p`'s modification time to `t` (so a test can change content but not size or time).
+void set_mtime(const std::string& p, fs::file_time_type t) { fs::last_write_time(p, t); }
+
+TEST_F(Cache, FileKeyFollowsContentNotTimestamps) {
+  write_text(path("src.csv"), good_csv());
+  const auto t0 = fs::last_write_time(path("src.csv"));
+  const auto k1 = cache_key({path("src.csv")}, "r");
+  // Same size, same modification time, other content: another key.
+  std::string edited = good_csv();
+  edited[21] = edited[21] == '0' ? '1' : '0';  // the first row's emotion
+  write_text(path("src.csv"), edited);
+  set_mtime(path("src.csv"), t0);
+  ASSERT_EQ(fs::file_size(path("src.csv")), good_csv().size());
+  const auto k2 = cache_key({path("src.csv")}, "r");
+  EXPECT_NE(k1, k2);
+  // Same content, new modification time (a copy, a touch): the same key.
+  write_text(path("src.csv"), good_csv());
+  set_mtime(path("src.csv"), t0 + std::chrono::hours(5));
+  EXPECT_EQ(cache_key({path("src.csv")}, "r"), k1);
+  // The path is part of the key (origins name it).
+  write_text(path("copy.csv"), good_csv());
+  EXPECT_NE(cache_key({path("copy.csv")}, "r"), k1);
+  // An unreadable source is an error naming it.
+  EXPECT_NE(error_of([&] { cache_key({path("absent.csv")}, "r"); }).find(path("absent.csv")), std::string::npos);
+}
+
+TEST_F(Cache, ContentHashMemoIsUsedOnlyWhileTheFileIsUnchanged) {
+  write_text(path("m.csv"), good_csv());
+  const auto t0 = fs::last_write_time(path("m.csv"));
+  const auto plain = cache_key({path("m.csv")}, "r");
+  auto memos = [&] {
+    std::vector<fs::path> out;
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(path("memo/hashes"), ec); !ec && it != fs::directory_iterator(); ++it)
+      out.push_back(it->path());
+    return out;
+  };
+  // Changed less than 2 s ago: hashed, not remembered (its change time could repeat).
+  EXPECT_EQ(cache_key({path("m.csv")}, "r", path("memo")), plain);
+  EXPECT_TRUE(memos().empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  EXPECT_EQ(cache_key({path("m.csv")}, "r", path("memo")), plain);
+  const auto files = memos();
+  ASSERT_EQ(files.size(), 1u);
+  // The memo is used: a forged hash in it changes the key.
+  std::ifstream in(files[0], std::ios::binary);
+  std::string memo((std::istreambuf_iterator<char>(in)), {});
+  in.close();
+  ASSERT_GT(memo.size(), 65u);
+  write_text(files[0].string(), memo.substr(0, memo.size() - 65) + std::string(64, 'a') + "\n");
+  EXPECT_NE(cache_key({path("m.csv")}, "r", path("memo")), plain);
+  // Other content, same size and modification time: the change time moved, so the file is
+  // hashed again and the key is the content's.
+  std::string edited = good_csv();
+  edited[21] = '5';
+  write_text(path("m.csv"), edited);
+  set_mtime(path("m.csv"), t0);
+  const auto fresh = cache_key({path("m.csv")}, "r");
+  EXPECT_NE(fresh, plain);
+  EXPECT_EQ(cache_key({path("m.csv")}, "r", path("memo")), fresh);
+}
+
+TEST_F(Cache, FolderKeyFollowsListingSizesAndTimes) {
+  fs::create_directories(path("imgs/happy"));
+  write_text(path("imgs/happy/a.png"), "aaaa");
+  const auto t0 = fs::last_write_time(path("imgs/happy/a.png"));
+  const auto k1 = cache_key({path("imgs")}, "r");
+  EXPECT_EQ(cache_key({path("imgs")}, "r"), k1);
+  write_text(path("imgs/happy/b.png"), "bbbb");  // a new file
+  const auto k2 = cache_key({path("imgs")}, "r");
+  EXPECT_NE(k2, k1);
+  write_text(path("imgs/happy/a.png"), "aaaaa");  // a new size
+  set_mtime(path("imgs/happy/a.png"), t0);
+  const auto k3 = cache_key({path("imgs")}, "r");
+  EXPECT_NE(k3, k2);
+  set_mtime(path("imgs/happy/a.png"), t0 + std::chrono::seconds(10));  // a new time
+  EXPECT_NE(cache_key({path("imgs")}, "r"), k3);
+}
+
+TEST_F(Cache, SourceRebuildsWhenContentOrOptionsChange) {
+  write_text(path("f.csv"), good_csv());
+  const auto t0 = fs::last_write_time(path("f.csv"));
+  DataSourceOptions o;
+  o.use_cache = true;
+  o.cache_dir = path("cache");
+  auto first = open_data_source(path("f.csv"), o);
+  EXPECT_FALSE(first.cache_hit);
+  auto second = open_data_source(path("f.csv"), o);
+  EXPECT_TRUE(second.cache_hit);
+  EXPECT_EQ(second.data.pixels, first.data.pixels);
+  EXPECT_EQ(second.cache_key, first.cache_key);
+  // One gray level changed in place (same size, same time): rebuilt, with the new pixels.
+  std::string edited = good_csv();
+  const auto at = edited.find(",7 8 9") + 1;  // the first row's first pixel: 7 -> 8
+  edited[at] = '8';
+  write_text(path("f.csv"), edited);
+  set_mtime(path("f.csv"), t0);
+  auto third = open_data_source(path("f.csv"), o);
+  EXPECT_FALSE(third.cache_hit);
+  EXPECT_NE(third.cache_key, first.cache_key);
+  EXPECT_EQ(third.data.image(0)[0], 8);
+  // Another option that changes the samples: another key.
+  o.ferplus_rule = FerPlusOptions::Labels::kPlurality;
+  EXPECT_NE(open_data_source(path("f.csv"), o).cache_key, third.cache_key);
+}
+
+TEST(DataSource, FlagsThatDoNotApplyOrAreOutOfRangeNameTheFlag) {
+  const auto dir = fs::temp_directory_path() / ("fervid_source_flags_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string csv = (dir / "f.csv").string();
+  write_text(csv, good_csv());
+  auto msg_of = [&](DataSourceOptions o) { return error_of([&] { open_data_source(csv, o); }); };
+  DataSourceOptions o;
+  o.min_face = 20;
+  EXPECT_NE(msg_of(o).find("--min-face applies to sources whose faces are detected (--format photos or ckplus); " +
+                           csv + " is read as --format fer2013"),
+            std::string::npos)
+      << msg_of(o);
+  o = {};
+  o.frames_per_sequence = 2;
+  EXPECT_NE(msg_of(o).find("--frames-per-sequence applies to the original CK+ distribution"), std::string::npos);
+  o = {};
+  o.format = SourceFormat::kPhotos;
+  o.scale_step = 3.0;
+  EXPECT_NE(msg_of(o).find("--scale-step must be in (1, 2], got 3"), std::string::npos) << msg_of(o);
+  o.scale_step.reset();
+  o.min_face = 80;
+  o.max_face = 40;
+  EXPECT_NE(msg_of(o).find("--max-face (40) is smaller than --min-face (80)"), std::string::npos) << msg_of(o);
+  o = {};
+  o.format = SourceFormat::kFolder;
+  o.size = 0;
+  EXPECT_NE(msg_of(o).find("--size must be in 1..4096, got 0"), std::string::npos) << msg_of(o);
+  fs::remove_all(dir);
+}
+
+TEST(DataSource, OptionsJsonRoundTripAndBadFields) {
+  DataSourceOptions o;
+  o.format = SourceFormat::kCkPlus;
+  o.min_face = 24;
+  o.scale_step = 1.05;
+  o.margin = 0.2;
+  o.frames_per_sequence = 5;
+  o.first_frame_neutral = true;
+  o.keep_contempt = true;
+  o.align = true;
+  const auto j = to_json(o);
+  EXPECT_TRUE(j.at("max_face").is_null());
+  const auto back = data_source_options_from_json(j, "train config");
+  EXPECT_EQ(back.format, SourceFormat::kCkPlus);
+  EXPECT_EQ(back.min_face, std::optional<int>(24));
+  EXPECT_FALSE(back.max_face.has_value());
+  EXPECT_EQ(back.scale_step, std::optional<double>(1.05));
+  EXPECT_EQ(back.margin, std::optional<double>(0.2));
+  EXPECT_EQ(back.frames_per_sequence, std::optional<int>(5));
+  EXPECT_TRUE(back.first_frame_neutral);
+  EXPECT_TRUE(back.keep_contempt);
+  EXPECT_TRUE(back.align);
+  EXPECT_EQ(to_json(back), j);
+  auto bad = j;
+  bad["min_face"] = "big";
+  EXPECT_NE(error_of([&] { data_source_options_from_json(bad, "train config"); })
+                .find("train config: field 'source.min_face' has the wrong type"),
+            std::string::npos);
+  bad = j;
+  bad["format"] = "jpeg";
+  EXPECT_NE(error_of([&] { data_source_options_from_json(bad, "train config"); }).find("field 'source.format'"),
+            std::string::npos);
 }
 
 TEST(DataCheck, CountsDuplicatesAndBlanks) {
@@ -316,6 +581,154 @@ TEST_F(Augment, RotationMovesAPointByTheAngle) {
   EXPECT_GE(angle.max().item<float>(), 5.0f) << "64 draws within +/-10 should reach past 5 degrees";
 }
 
+// augment() draws, in this order, n values each: flip, angle, scale, tx, ty, brightness,
+// contrast, erase, area, aspect, x, y (uniform in [0, 1), double). The tests draw the same
+// numbers from a generator with the same seed to know what each image got.
+std::vector<torch::Tensor> augment_draws(uint64_t seed, int64_t n) {
+  auto gen = make_generator(seed);
+  std::vector<torch::Tensor> r;
+  for (int i = 0; i < 12; ++i) r.push_back(torch::rand({n}, gen, torch::kDouble));
+  return r;
+}
+
+// A Gaussian spot (sigma 1.5 px) centred at (cy, cx) in an s x s image, in [0, 1].
+torch::Tensor spot(int s, double cy, double cx) {
+  auto rows = torch::arange(s, torch::kDouble).view({s, 1}), cols = torch::arange(s, torch::kDouble).view({1, s});
+  return torch::exp(-((rows - cy).pow(2) + (cols - cx).pow(2)) / (2 * 1.5 * 1.5)).to(torch::kFloat);
+}
+
+// Centre of mass (row, column) of each image of [N, 1, H, W], restricted to columns [c0, c1).
+std::pair<torch::Tensor, torch::Tensor> centroid(const torch::Tensor& y, int64_t c0, int64_t c1) {
+  using torch::indexing::Slice;
+  const auto part = y.index({Slice(), 0, Slice(), Slice(c0, c1)}).to(torch::kDouble);
+  auto rows = torch::arange(y.size(2), torch::kDouble).view({1, -1, 1});
+  auto cols = torch::arange(c0, c1, torch::kDouble).view({1, 1, -1});
+  auto mass = part.sum({1, 2});
+  return {(part * rows).sum({1, 2}) / mass, (part * cols).sum({1, 2}) / mass};
+}
+
+TEST_F(Augment, ShiftMovesContentByTheDrawnOffset) {
+  auto o = AugmentOptions::none();
+  o.max_shift = 0.1;
+  const int64_t n = 32, s = 41;  // centre 20; a spot there stays 4+ px from the border
+  auto x = spot(static_cast<int>(s), 20, 20).view({1, 1, s, s}).repeat({n, 1, 1, 1});
+  auto gen = make_generator(11);
+  auto y = augment(x, o, gen);
+  const auto d = augment_draws(11, n);
+  // tx, ty are uniform in [-2 max_shift, 2 max_shift] in affine_grid units (the side is 2):
+  // content moves by -tx * W / 2 pixels, i.e. at most max_shift * W.
+  auto tx = d[3] * (4 * o.max_shift) - 2 * o.max_shift, ty = d[4] * (4 * o.max_shift) - 2 * o.max_shift;
+  auto [cy, cx] = centroid(y, 0, s);
+  auto want_x = 20 - tx * s / 2.0, want_y = 20 - ty * s / 2.0;
+  EXPECT_LT((cx - want_x).abs().max().item<double>(), 1e-3);
+  EXPECT_LT((cy - want_y).abs().max().item<double>(), 1e-3);
+  EXPECT_LE((cx - 20).abs().max().item<double>(), o.max_shift * s + 1e-6);
+  EXPECT_GT((cx - 20).abs().max().item<double>(), 0.5 * o.max_shift * s) << "32 draws should spread";
+  // Mass is kept (bilinear resampling of content away from the border).
+  EXPECT_TRUE(torch::allclose(y.sum({1, 2, 3}), x.sum({1, 2, 3}), 1e-3, 1e-3));
+}
+
+TEST_F(Augment, ScaleZoomsAboutTheCentre) {
+  auto o = AugmentOptions::none();
+  o.min_scale = o.max_scale = 1.25;  // no randomness: a known zoom
+  const int s = 49;                  // centre 24
+  auto x = (spot(s, 24, 10) + spot(s, 24, 38)).view({1, 1, s, s});  // 14 px left and right of centre
+  auto gen = make_generator(3);
+  auto y = augment(x, o, gen);
+  auto [ly, lx] = centroid(y, 0, 24);
+  auto [ry, rx] = centroid(y, 25, s);
+  EXPECT_NEAR(lx.item<double>(), 24 - 14 * 1.25, 0.05);
+  EXPECT_NEAR(rx.item<double>(), 24 + 14 * 1.25, 0.05);
+  EXPECT_NEAR(ly.item<double>(), 24, 1e-3);
+  // 1.25x magnification spreads each spot: its mass grows by about 1.25^2.
+  EXPECT_NEAR(y.sum().item<double>() / x.sum().item<double>(), 1.25 * 1.25, 0.02);
+  // A zoom below 1 shrinks towards the centre.
+  o.min_scale = o.max_scale = 0.8;
+  auto z = augment(x, o, gen);
+  EXPECT_NEAR(centroid(z, 0, 24).second.item<double>(), 24 - 14 * 0.8, 0.05);
+}
+
+TEST_F(Augment, BrightnessShiftsTheMeanContrastScalesTheSpread) {
+  const int64_t n = 16;
+  auto x = torch::rand({n, 1, 24, 24}) * 0.4 + 0.3;  // [0.3, 0.7]: no clamping below
+  auto mean = x.mean({1, 2, 3}).to(torch::kDouble), std = x.std({1, 2, 3}).to(torch::kDouble);
+  // Brightness alone: every pixel + b, b uniform in [-0.2, 0.2]; the spread is unchanged.
+  auto o = AugmentOptions::none();
+  o.brightness = 0.2;
+  auto gen = make_generator(5);
+  auto y = augment(x, o, gen);
+  const auto b = augment_draws(5, n)[5] * 0.4 - 0.2;
+  auto dmean = y.mean({1, 2, 3}).to(torch::kDouble) - mean;
+  EXPECT_LT((dmean - b).abs().max().item<double>(), 1e-5);
+  EXPECT_LE(dmean.abs().max().item<double>(), 0.2 + 1e-5);
+  EXPECT_GT(dmean.max().item<double>(), 0.0);
+  EXPECT_LT(dmean.min().item<double>(), 0.0) << "16 draws give both signs";
+  EXPECT_TRUE(torch::allclose(y.std({1, 2, 3}).to(torch::kDouble), std, 1e-4, 1e-5));
+  // Contrast alone: the spread times k, k uniform in [0.7, 1.3], about an unchanged mean.
+  o = AugmentOptions::none();
+  o.contrast = 0.3;
+  auto gen2 = make_generator(6);
+  auto z = augment(x, o, gen2);
+  const auto k = augment_draws(6, n)[6] * 0.6 + 0.7;
+  auto ratio = z.std({1, 2, 3}).to(torch::kDouble) / std;
+  EXPECT_LT((ratio - k).abs().max().item<double>(), 1e-4);
+  EXPECT_GE(ratio.min().item<double>(), 0.7 - 1e-4);
+  EXPECT_LE(ratio.max().item<double>(), 1.3 + 1e-4);
+  EXPECT_LT(ratio.min().item<double>(), 1.0);
+  EXPECT_GT(ratio.max().item<double>(), 1.0);
+  EXPECT_TRUE(torch::allclose(z.mean({1, 2, 3}).to(torch::kDouble), mean, 1e-5, 1e-5));
+}
+
+TEST_F(Augment, RandomErasingIsOneRectangleOfTheConfiguredAreaAndValue) {
+  const int64_t n = 64, h = 48, w = 48;
+  auto o = AugmentOptions::none();
+  o.erase_prob = 1.0;
+  o.erase_min_area = 0.02;
+  o.erase_max_area = 0.2;
+  o.erase_value = 0.75;
+  auto x = torch::zeros({n, 1, h, w});
+  auto gen = make_generator(21);
+  auto y = augment(x, o, gen);
+  const auto d = augment_draws(21, n);
+  for (int64_t i = 0; i < n; ++i) {
+    auto erased = y[i][0].eq(0.75f);
+    const auto count = erased.sum().item<int64_t>();
+    ASSERT_GT(count, 0) << "image " << i;
+    // Every changed pixel has the configured value, and they fill their bounding box.
+    EXPECT_EQ(y[i][0].ne(0).sum().item<int64_t>(), count);
+    auto rows = erased.any(1).nonzero(), cols = erased.any(0).nonzero();
+    const auto bh = rows.max().item<int64_t>() - rows.min().item<int64_t>() + 1;
+    const auto bw = cols.max().item<int64_t>() - cols.min().item<int64_t>() + 1;
+    EXPECT_EQ(bh * bw, count) << "image " << i << " is not one rectangle";
+    // Its area: the drawn fraction, to within half a column of whole pixels.
+    const double area = d[8][i].item<double>() * (o.erase_max_area - o.erase_min_area) + o.erase_min_area;
+    EXPECT_LE(std::abs(static_cast<double>(count) - area * h * w), bh / 2.0 + 1e-9) << "image " << i;
+    EXPECT_GE(static_cast<double>(count), o.erase_min_area * h * w - bh / 2.0);
+    EXPECT_LE(static_cast<double>(count), o.erase_max_area * h * w + bh / 2.0);
+  }
+  // Probability 0.5: some images untouched. Value < 0: each image's own mean gray.
+  o.erase_prob = 0.5;
+  o.erase_value = -1;
+  auto img = torch::rand({n, 1, h, w});
+  auto gen2 = make_generator(22);
+  auto z = augment(img, o, gen2);
+  const auto erase = augment_draws(22, n)[7] < 0.5;
+  for (int64_t i = 0; i < n; ++i) {
+    auto changed = (z[i] - img[i]).abs() > 1e-4f;  // the identity resampling is exact to float rounding
+    if (!erase[i].item<bool>()) {
+      EXPECT_EQ(changed.sum().item<int64_t>(), 0) << "image " << i;
+      continue;
+    }
+    EXPECT_GT(changed.sum().item<int64_t>(), 0);
+    const float m = img[i].mean().item<float>();
+    EXPECT_TRUE(torch::allclose(z[i].masked_select(changed), torch::full({changed.sum().item<int64_t>()}, m), 1e-5, 1e-5));
+  }
+  EXPECT_GT(erase.sum().item<int64_t>(), 16);
+  EXPECT_LT(erase.sum().item<int64_t>(), 48);
+  o.erase_min_area = 0.3;  // above the maximum
+  EXPECT_THROW(augment(img, o, gen2), c10::Error);
+}
+
 TEST_F(Augment, OfflineExpansionIs15Variants) {
   auto x = torch::rand({3, 1, 24, 24});
   auto y = expand_15x(x);
@@ -369,4 +782,40 @@ TEST_F(Loader, DeterministicResumableAndComplete) {
   for (size_t i = 0; i < all[0].samples.size(); ++i) {
     EXPECT_EQ(all[0].labels[static_cast<int64_t>(i)].item<int64_t>(), ds.labels[all[0].samples[i]]);
   }
+}
+
+// The order of an epoch is the seeded shuffle the trainer's resume contract fixes
+// (seed * 1000003 + epoch), computed once per epoch, whichever order batches are asked in.
+TEST_F(Loader, EpochOrderIsTheSeededShuffleWhateverTheCallOrder) {
+  auto ds = synthetic(100, 7, 8);
+  std::vector<size_t> idx(100);
+  for (size_t i = 0; i < 100; ++i) idx[i] = (i * 37) % 100;  // not sorted: the order starts from this list
+  LoaderOptions o;
+  o.batch_size = 16;
+  o.seed = 7;
+  BatchLoader loader(ds, idx, o);
+  auto expected = [&](int64_t epoch) {
+    auto v = idx;
+    seeded_shuffle(v, 7 * 1000003u + static_cast<uint64_t>(epoch));
+    return v;
+  };
+  // Batches of epochs 1 and 0 interleaved, then epoch 5 backwards.
+  std::vector<size_t> e0, e1;
+  for (int64_t b = 0; b < loader.batches_per_epoch(); ++b) {
+    const auto a = loader.make_batch(1, b).samples;
+    e1.insert(e1.end(), a.begin(), a.end());
+    const auto c = loader.make_batch(0, b).samples;
+    e0.insert(e0.end(), c.begin(), c.end());
+  }
+  EXPECT_EQ(e0, expected(0));
+  EXPECT_EQ(e1, expected(1));
+  std::vector<std::vector<size_t>> e5(static_cast<size_t>(loader.batches_per_epoch()));
+  for (int64_t b = loader.batches_per_epoch() - 1; b >= 0; --b) e5[static_cast<size_t>(b)] = loader.make_batch(5, b).samples;
+  std::vector<size_t> flat;
+  for (const auto& part : e5) flat.insert(flat.end(), part.begin(), part.end());
+  EXPECT_EQ(flat, expected(5));
+  // Without shuffling: the given order.
+  o.shuffle = false;
+  BatchLoader plain(ds, idx, o);
+  EXPECT_EQ(plain.make_batch(3, 0).samples, std::vector<size_t>(idx.begin(), idx.begin() + 16));
 }

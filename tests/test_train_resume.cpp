@@ -1,45 +1,72 @@
-// `fervid train` end to end on a small synthetic FER2013 CSV: the run folder, and a run killed
-// with SIGKILL mid-epoch then resumed ends with exactly the metrics of an uninterrupted run.
+// `fervid train` end to end on a small synthetic FER2013 CSV: the run folder; a run killed with
+// SIGKILL mid-epoch then resumed ends with exactly the metrics and weights of an uninterrupted
+// run; the offline 15x expansion; the device flag.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <iterator>
-#include <random>
-#include <thread>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
 
 #include "cli_runner.h"
+#include "test_train_data.h"
 
 namespace fs = std::filesystem;
 using fervid::test::run;
 
 namespace {
 
-// 7 classes, each a noisy version of its own pattern, in all three Usage splits.
 void write_synthetic_fer(const fs::path& path, int per_class_train, int per_class_test) {
-  std::mt19937 rng(5);
-  std::normal_distribution<double> noise(0, 30);
-  std::ofstream out(path);
-  out << "emotion,pixels,Usage\n";
-  auto row = [&](int label, const char* usage) {
-    out << label << ",";
-    for (int p = 0; p < 2304; ++p) {
-      const int y = p / 48, x = p % 48;
-      const double base = ((x / 8 + y / 8 + label) % 7) * 30.0 + 20 * label;
-      out << (p ? " " : "") << std::clamp(static_cast<int>(base + noise(rng)), 0, 255);
-    }
-    out << "," << usage << "\n";
-  };
-  for (int i = 0; i < per_class_train; ++i)
-    for (int c = 0; c < 7; ++c) row(c, "Training");
-  for (int i = 0; i < per_class_test; ++i)
-    for (int c = 0; c < 7; ++c) row(c, "PublicTest");
-  for (int i = 0; i < per_class_test; ++i)
-    for (int c = 0; c < 7; ++c) row(c, "PrivateTest");
+  fervid::test::write_synthetic_fer2013(path, per_class_train, per_class_test);
+}
+
+// Every tensor of a .fervid model file (model_io.h's format: magic, version u32, header size
+// u64, JSON header with the tensor table, raw data, checksum), by name: its table entry and
+// its raw bytes. Read here without the library, so the comparison is of the file's bits.
+struct StoredTensor {
+  nlohmann::json entry;
+  std::string bytes;
+};
+std::map<std::string, StoredTensor> stored_tensors(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string b = ss.str();
+  if (b.size() < 20 || b.compare(0, 8, "FERVIDMF") != 0) throw std::runtime_error(path.string() + ": not a model file");
+  uint64_t header_size = 0;
+  std::memcpy(&header_size, b.data() + 12, 8);
+  const auto header = nlohmann::json::parse(b.substr(20, header_size));
+  const size_t data_start = 20 + header_size;
+  std::map<std::string, StoredTensor> out;
+  for (const auto& t : header.at("tensors")) {
+    const auto offset = t.at("offset").get<size_t>(), nbytes = t.at("nbytes").get<size_t>();
+    if (data_start + offset + nbytes > b.size()) throw std::runtime_error(path.string() + ": tensor outside the file");
+    out[t.at("name").get<std::string>()] = {t, b.substr(data_start + offset, nbytes)};
+  }
+  return out;
+}
+
+// Empty when both files hold the same tensors bit for bit; else the first difference.
+std::string weight_difference(const fs::path& a, const fs::path& b) {
+  const auto ta = stored_tensors(a), tb = stored_tensors(b);
+  if (ta.empty()) return a.string() + " holds no tensors";
+  if (ta.size() != tb.size()) return "tensor counts differ: " + std::to_string(ta.size()) + " vs " + std::to_string(tb.size());
+  for (const auto& [name, t] : ta) {
+    auto it = tb.find(name);
+    if (it == tb.end()) return "tensor '" + name + "' missing from " + b.string();
+    if (t.entry.at("shape") != it->second.entry.at("shape") || t.entry.at("dtype") != it->second.entry.at("dtype"))
+      return "tensor '" + name + "': shape or dtype differs";
+    if (t.bytes != it->second.bytes) return "tensor '" + name + "': values differ";
+  }
+  return "";
 }
 
 std::vector<nlohmann::json> metrics(const fs::path& run_dir) {
@@ -122,30 +149,68 @@ TEST_F(TrainRun, KilledMidEpochAndResumedMatchesAnUninterruptedRun) {
   auto r = run(train_args(whole, 3));
   ASSERT_EQ(r.status, 0) << r.out;
 
-  const std::string cmd = std::string(FERVID_CLI_PATH) + " " + train_args(killed, 3);
+  // The same run with a progress line per batch on a pipe: killed once batch 3 of epoch 2 is done.
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const std::string cmd = std::string(FERVID_CLI_PATH) + " " + train_args(killed, 3) + " --log-every 1";
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    ::execl("/bin/sh", "sh", "-c", ("exec " + cmd + " > /dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
+    ::dup2(fds[1], STDERR_FILENO);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    ::execl("/bin/sh", "sh", "-c", ("exec " + cmd + " > /dev/null").c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  // Wait until epoch 1 (the second) is under way: its first checkpoint exists and a little time passed.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
-  while (!fs::exists(killed / "checkpoint.json") && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ::close(fds[1]);
+  FILE* progress = ::fdopen(fds[0], "r");
+  ASSERT_NE(progress, nullptr);
+  const std::regex batch_line(R"(^epoch (\d+)/3 \[(\d+)/(\d+)\])");
+  std::string output, kill_line;
+  int kill_batch = 0, batches = 0;
+  char buf[4096];
+  while (std::fgets(buf, sizeof(buf), progress) != nullptr) {
+    const std::string line(buf);
+    output += line;
+    std::smatch m;
+    if (kill_line.empty() && std::regex_search(line, m, batch_line) && m[1] == "2" && std::stoi(m[2].str()) >= 3) {
+      ::kill(pid, SIGKILL);
+      kill_line = line;
+      kill_batch = std::stoi(m[2].str());
+      batches = std::stoi(m[3].str());
+    }
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  ::kill(pid, SIGKILL);
+  std::fclose(progress);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the run finished before it could be killed; make the data larger";
+  ASSERT_FALSE(kill_line.empty()) << "never saw batch 3 of epoch 2:\n" << output;
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "the run was not killed:\n" << output;
+  // Mid-epoch: batch 3 of epoch 2 was reported, the epoch has more batches, and epoch 2 never
+  // reached its checkpoint (only epoch 1's metrics were published).
+  EXPECT_LT(kill_batch, batches) << kill_line;
+  std::cout << "killed after: " << kill_line;
   const auto partial = metrics(killed);
-  ASSERT_GE(partial.size(), 1u);
-  ASSERT_LT(partial.size(), 3u);
+  ASSERT_EQ(partial.size(), 1u) << "killed at: " << kill_line;
+  std::ifstream pointer(killed / "checkpoint.json");
+  EXPECT_EQ(nlohmann::json::parse(pointer)["epoch"], 0) << "the checkpoint is epoch 1's";
 
   r = run("--threads 2 train --resume " + killed.string());
   ASSERT_EQ(r.status, 0) << r.out;
-  EXPECT_EQ(metrics(killed), metrics(whole));
+  const auto resumed = metrics(killed), uninterrupted = metrics(whole);
+  ASSERT_EQ(resumed.size(), 3u);
+  EXPECT_EQ(resumed, uninterrupted);
+  // And the weights: every tensor of the final model, bit for bit. (The files themselves
+  // differ: their headers record each run's own command and folder.)
+  EXPECT_EQ(weight_difference(killed / "last.fervid", whole / "last.fervid"), "");
+  EXPECT_EQ(weight_difference(killed / "best.fervid", whole / "best.fervid"), "");
+  // The class centers too: torch::save writes them byte-deterministically (unlike optimizer.pt,
+  // whose state keys are tensor addresses).
+  const auto loss_pt = [](const fs::path& run_dir) {
+    std::ifstream in(run_dir / "checkpoint-2" / "loss.pt", std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  EXPECT_FALSE(loss_pt(whole).empty());
+  EXPECT_TRUE(loss_pt(killed) == loss_pt(whole)) << "the centers differ";
 }
 
 TEST_F(TrainRun, AblateScoresEveryArmOnTheTestSplit) {
@@ -178,4 +243,61 @@ TEST_F(TrainRun, AblateScoresEveryArmOnTheTestSplit) {
   const std::string text((std::istreambuf_iterator<char>(md)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("| ce+center+dda-1 |"), std::string::npos) << text;
   EXPECT_NE(text.find("1 epochs"), std::string::npos) << "the budget is stated";
+}
+
+TEST_F(TrainRun, Expand15xTrainsOnFifteenTimesTheSamplesDeterministically) {
+  auto args = [&](const fs::path& out, const std::string& extra) {
+    return "--threads 2 train --data " + csv_.string() + " --out " + out.string() +
+           " --width 0.125 --input 32 --batch 14 --epochs 2 --max-train-samples 14 --seed 3 " + extra;
+  };
+  auto r = run(args(dir_ / "plain", ""));
+  ASSERT_EQ(r.status, 0) << r.out;
+  r = run(args(dir_ / "x15a", "--expand-15x"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  r = run(args(dir_ / "x15b", "--expand-15x"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto plain = metrics(dir_ / "plain"), a = metrics(dir_ / "x15a"), b = metrics(dir_ / "x15b");
+  ASSERT_EQ(plain.size(), 2u);
+  ASSERT_EQ(a.size(), 2u);
+  for (size_t e = 0; e < 2; ++e) {
+    EXPECT_EQ(plain[e]["train_samples"], 14) << e;
+    EXPECT_EQ(a[e]["train_samples"], 15 * 14) << e;
+  }
+  // The resolved config records the preset; one seed gives one run.
+  std::ifstream cfg(dir_ / "x15a" / "config.json");
+  EXPECT_EQ(nlohmann::json::parse(cfg)["expand_15x"], true);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(weight_difference(dir_ / "x15a" / "last.fervid", dir_ / "x15b" / "last.fervid"), "");
+  EXPECT_NE(weight_difference(dir_ / "x15a" / "last.fervid", dir_ / "plain" / "last.fervid"), "")
+      << "the expansion changed nothing";
+}
+
+TEST_F(TrainRun, DeviceFlag) {
+  // cpu: recorded in the config and in the model's metadata.
+  auto r = run(train_args(dir_ / "cpu", 1) + " --device cpu");
+  ASSERT_EQ(r.status, 0) << r.out;
+  std::ifstream cfg(dir_ / "cpu" / "config.json");
+  EXPECT_EQ(nlohmann::json::parse(cfg)["device"], "cpu");
+  // A resumed run may choose its device again (here the one that exists).
+  r = run("--threads 2 train --resume " + (dir_ / "cpu").string() + " --device auto");
+  ASSERT_EQ(r.status, 0) << r.out;
+  // An unknown name is refused, naming it.
+  r = run(train_args(dir_ / "tpu", 1) + " --device tpu");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("device 'tpu'"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir_ / "tpu"));
+  // cuda: without a CUDA device, a clear error before any work (no run folder); with one, it trains.
+  r = run(train_args(dir_ / "cuda", 1) + " --device cuda");
+  if (r.out.find("CUDA is not available in this libtorch build/machine") != std::string::npos) {
+    EXPECT_NE(r.status, 0);
+    EXPECT_FALSE(fs::exists(dir_ / "cuda")) << "work started before the device was checked";
+    const auto e = run("eval --model " + (dir_ / "cpu" / "last.fervid").string() + " --data " + csv_.string() +
+                       " --device cuda --out " + (dir_ / "eval").string());
+    EXPECT_NE(e.status, 0);
+    EXPECT_NE(e.out.find("CUDA is not available"), std::string::npos) << e.out;
+    EXPECT_FALSE(fs::exists(dir_ / "eval"));
+  } else {
+    EXPECT_EQ(r.status, 0) << r.out;
+    EXPECT_EQ(metrics(dir_ / "cuda").size(), 1u);
+  }
 }

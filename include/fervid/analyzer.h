@@ -5,10 +5,13 @@
 //   for (const auto& f : analyzer.analyze(fervid::read_image("photo.jpg")))
 //     std::cout << f.label_name << " " << f.confidence << " at " << f.box << "\n";
 //
-// Thread safety: analyze(), analyze_boxes() and detect() are const and may be called from
-// several threads on one Analyzer (detection is serialised inside FaceDetector; the network is
-// read-only). A VideoSession (video.h) holds per-stream state and is not thread-safe: one per
-// stream.
+// Thread safety: analyze(), analyze_boxes(), analyze_whole() and detect() are const and may be
+// called from several threads at once on one Analyzer, with or without alignment, and give what
+// sequential calls give (tests/vision/test_analyzer_threads.cpp). Nothing is serialised: the
+// detector lends each concurrent call its own copy of the cascade (FaceDetector::detect), the
+// landmark model and the network are read-only. A VideoSession (video.h) holds per-stream state
+// and is not thread-safe: one per stream. Construction, moves and destruction are not
+// thread-safe with respect to the same object.
 #pragma once
 
 #include <nlohmann/json.hpp>

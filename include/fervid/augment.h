@@ -18,7 +18,13 @@ struct AugmentOptions {
   double brightness = 0.15;       // additive, uniform in [-b, b], on gray levels in [0, 1]
   double contrast = 0.2;          // factor uniform in [1 - c, 1 + c] about each image's mean
   double erase_prob = 0.0;        // random erasing (Zhong et al.): probability per image
-  double erase_min_area = 0.02, erase_max_area = 0.2;  // fraction of the image
+  // One rectangle per erased image, of whole pixels: area fraction uniform in [min, max]
+  // (rounded to whole rows and columns: within half a column of the drawn area), aspect
+  // (height / width, relative to the image's) log-uniform in [0.3, 3.3], placed uniformly inside.
+  double erase_min_area = 0.02, erase_max_area = 0.2;
+  // The erased pixels' gray level in [0, 1]; < 0: each image's mean gray after the geometric
+  // transform, before brightness and contrast (hides content without adding edges).
+  double erase_value = -1.0;
   bool enabled() const;
   static AugmentOptions none();   // identity
 };

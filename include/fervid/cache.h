@@ -16,11 +16,29 @@
 namespace fervid {
 
 inline constexpr int kCacheFormatVersion = 1;
+// Bump when a reader or the face preprocessing (detection, alignment, crop, resize) changes
+// the samples it makes from the same file with the same options: every key changes with it,
+// so no cache made by the older code is used.
+inline constexpr int kPreprocessVersion = 1;
 
-// A key for a dataset built by `recipe` (reader, options, preprocessing: any text that
-// changes the samples) from `sources` (files or folders; each contributes its path, size and
-// modification time, folders recursively). Hex, 16 characters.
-std::string cache_key(const std::vector<std::string>& sources, const std::string& recipe);
+// A key for a dataset built by `recipe` (reader and every option that changes the samples:
+// size, crop margin, detector and alignment settings, ...) from `sources`. Hex, 16 characters.
+// Includes kCacheFormatVersion and kPreprocessVersion.
+// - A file (FER2013 CSV or .csv.gz, FER+ votes) contributes its path and the SHA-256 of its
+//   content: an edited file gets a new key even with the same size and modification time.
+//   Hashing FER2013's 94 MB .csv.gz takes about 0.45 s of CPU (bench/bench_data.cpp), so with
+//   `memo_dir` a file's hash is remembered there (<memo_dir>/hashes/) with its size,
+//   modification and change times, inode and device, and reused while all five are unchanged:
+//   every write changes the change time, which no user can set. A hash taken within 2 s of the
+//   file's last change is not remembered (the clock may not have ticked since: git's "racy
+//   clean" rule).
+// - A folder contributes its path and its listing, recursively: each file's relative path,
+//   size and modification time. Contents are NOT hashed (that would cost as much as decoding
+//   every image), so replacing a file by another of the same size with its old modification
+//   time keeps the key; delete the cache (default_cache_dir()) after such an edit.
+// Throws DataError naming a file that cannot be read.
+std::string cache_key(const std::vector<std::string>& sources, const std::string& recipe,
+                      const std::string& memo_dir = "");
 
 // $FERVID_CACHE, else $XDG_CACHE_HOME/fervid, else ~/.cache/fervid.
 std::string default_cache_dir();

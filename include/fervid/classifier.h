@@ -3,8 +3,9 @@
 // header; no OpenCV (faces come in as gray bytes, as preprocess_face() makes them).
 //
 // Thread safety: classify() is const and may be called from several threads at once on one
-// Classifier (the network is read-only in inference mode). Construction is not thread-safe
-// with respect to the same object.
+// Classifier (the network is read-only in inference mode; no lock), with the same results as
+// sequential calls; so are the Analyzer calls built on it (analyzer.h). Construction is not
+// thread-safe with respect to the same object.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -57,7 +58,13 @@ struct ReadReport {
   size_t entries_kept = 0;
   std::vector<DataIssue> issues;  // one per skipped entry (first 1000 kept; count in skipped)
   size_t skipped = 0;
+  std::map<std::string, size_t> skipped_by_field;  // every skip, counted by DataIssue::field
+  // Facts worth a look that skipped nothing: a photo with several faces (field "faces": the
+  // largest was kept), a folder that was not read (field "folder"). First 1000; all counted.
+  std::vector<DataIssue> notes;
+  std::map<std::string, size_t> notes_by_field;
   void skip(DataIssue issue);
+  void note(DataIssue issue);
 };
 
 // Thrown for bad input: the message names the file and the line or field.

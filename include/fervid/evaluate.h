@@ -30,8 +30,8 @@ struct Predictions {
   torch::Tensor embeddings;  // float [N, D] (of the plain image, not averaged over views)
 };
 
-// Runs `net` (eval mode, no grad) over `indices` of `data`; images are normalised the way the
-// model's configuration says.
+// Runs `net` (eval mode, no grad) over `indices` of `data` on the device its parameters are on;
+// images are normalised the way the model's configuration says. The results are CPU tensors.
 Predictions predict(MCSANet& net, const Dataset& data, const std::vector<size_t>& indices, Tta tta = Tta::kNone,
                     int batch_size = 256);
 

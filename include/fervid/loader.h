@@ -58,12 +58,18 @@ class BatchLoader {
   Batch make_batch(int64_t epoch, int64_t b) const;
 
  private:
-  std::vector<size_t> epoch_order(int64_t epoch) const;
+  // The order of `epoch`'s samples: shuffled once per epoch (not per batch) and kept until
+  // another epoch is asked for. Thread-safe (the worker and make_batch() callers share it).
+  std::shared_ptr<const std::vector<size_t>> epoch_order(int64_t epoch) const;
   void stop();
 
   const Dataset& dataset_;
   std::vector<size_t> indices_;
   LoaderOptions options_;
+
+  mutable std::mutex order_mutex_;
+  mutable int64_t order_epoch_ = -1;
+  mutable std::shared_ptr<const std::vector<size_t>> order_;
 
   std::thread worker_;
   std::mutex mutex_;

@@ -2,7 +2,8 @@
 // Readers stream their input and validate every field. An invalid entry is reported with its
 // file, line and field; by default it is skipped and counted in the ReadReport, with
 // `strict` it is a DataError. Structural problems (missing file, wrong header, truncated
-// gzip) are always a DataError.
+// gzip: "<path>: truncated gzip stream ... after line N", N the last complete line) are
+// always a DataError.
 #pragma once
 
 #include <string>
@@ -38,8 +39,9 @@ struct FerPlusOptions {
 void apply_ferplus(Dataset& fer, const std::string& ferplus_csv, const FerPlusOptions& options = {},
                    ReadReport* report = nullptr);
 
-// The label a FER+ vote row gets (votes in FER+'s column order), or -1 (excluded).
-// Exposed for tests: the rule in one place.
-int ferplus_label(const int votes[10], FerPlusOptions::Labels rule);
+// The label a FER+ vote row gets (votes in FER+'s column order), or -1 (excluded; `why`, when
+// given, then says which reason applied: too few votes, a tie, no majority, or a winner that is
+// contempt, unknown or not-a-face). Exposed for tests: the rule in one place.
+int ferplus_label(const int votes[10], FerPlusOptions::Labels rule, std::string* why = nullptr);
 
 }  // namespace fervid

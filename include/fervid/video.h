@@ -10,11 +10,10 @@
 //   for (const auto& s : session.summaries()) ...
 //
 // Per frame: a scene cut (cut_threshold) ends every track. On a detection frame (every
-// detect_every-th, starting with the first) the detector runs, over the whole frame or
-// (full_scan_every > 1, between full scans) only in a window around each track, and its boxes are
-// matched to the tracks greedily (confirmed tracks first, then highest IoU first; IoU at least
-// match_iou). An unmatched
-// detection starts a tentative track; it is confirmed, and given the next id, once detections have
+// detect_every-th, starting with the first) the detector runs over the whole frame (with
+// VideoOptions::scan) or (full_scan_every > 1, between full scans) only in a window around each
+// track, and its boxes are matched to the tracks greedily (confirmed tracks first, then highest
+// IoU first; IoU at least match_iou). An unmatched detection starts a tentative track; it is confirmed, and given the next id, once detections have
 // matched it on min_hits detection frames in a row (one-off false detections never show); ids are
 // never reused. A track without a detection (frames between detections, or a face the detector
 // missed) is followed by template matching: the gray patch of its last detected box is searched
@@ -31,16 +30,19 @@
 //
 // Thread safety: a VideoSession holds one stream's state and is NOT thread-safe: one session per
 // stream, used from one thread at a time. The Analyzer underneath is const and may be shared by
-// any number of sessions (and other callers) on other threads; it must outlive the session.
+// any number of sessions (and other callers) on other threads, which detect and classify
+// concurrently (no lock; see analyzer.h); it must outlive the session.
 //
-// Memory: constant per track (running sums) unless VideoOptions::keep_entries is set, which
-// stores one TimelineEntry per track per frame (about 150 bytes each) for the whole session.
+// Memory: constant per track (running sums) by default. VideoOptions::keep_entries also stores one
+// TimelineEntry per track per frame (about 250 bytes each), up to max_entries per track. The
+// tracks themselves are kept (TrackTimeline, ~200 bytes each) for the session's summaries.
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,13 +55,18 @@ struct VideoOptions {
   // Run the face detector on every Nth frame (1 = every frame); frames in between follow the
   // tracks by template matching, which costs a fraction of a detection.
   int detect_every = 1;
-  // Every Mth detection frame scans the whole frame (1 = all of them); the others run the
-  // detector only in each track's search window, scaled so the face is about 64 pixels: a few
-  // ms instead of a full scan (which costs ~100 ms for 640 x 360 on a slow core). New faces are
-  // found on full scans only. The default, 10, keeps a 640 x 360 stream above 30 fps on two
-  // slow cores (measured: ~9 fps with full scans on every frame, ~56 fps with 10); a new face
-  // then appears within a third of a second at 30 fps.
-  int full_scan_every = 10;
+  // Every Mth detection frame scans the whole frame (1 = all of them, the default); the others
+  // run the detector only in each track's search window, scaled so the face is about 64 pixels
+  // (a few ms), and find new faces on full scans only.
+  int full_scan_every = 1;
+  // How whole frames are scanned: the Analyzer's cascade with these settings (cascade_path
+  // empty or the Analyzer's). FaceDetectorOptions::video(): faces from 40 px, scanned at the
+  // scale where that is the cascade's window, scale step 1.2, 2 neighbours: ~4x cheaper than
+  // the photo defaults, so that a 640 x 360 or 640 x 480 stream gets a whole-frame detection on
+  // every frame at 30 fps (experiments/bench/video.json); a face detected on one frame and missed
+  // on the next is followed (min_hits and max_missed below smooth over such gaps). Set it to
+  // analyzer.pipeline().detector().options() to scan frames as photos are scanned.
+  FaceDetectorOptions scan = FaceDetectorOptions::video();
   // Detection frames in a row a new track must be matched on before it is shown; >= 1.
   int min_hits = 2;
   // EMA weight of the past: s_t = a * s_{t-1} + (1 - a) * p_t per frame shown, s_0 = p_0;
@@ -82,9 +89,12 @@ struct VideoOptions {
   // Template matching between detections.
   int follow_patch = 40;          // patch side (pixels) the matching runs at; [8, 256]
   double min_follow_score = 0.6;  // lowest normalised correlation accepted; [-1, 1]
-  // Keep every frame's entry in each track's timeline (TrackTimeline::entries); off, only the
-  // running sums are kept and memory stays constant over long streams.
-  bool keep_entries = true;
+  // Keep each track's frames in its timeline (TrackTimeline::entries), at most max_entries per
+  // track (the oldest are dropped first, counted in entries_dropped). Off (the default), only the
+  // running sums are kept and memory stays constant however long the stream; the CLI streams
+  // every frame to --jsonl (frame_record) as it comes instead.
+  bool keep_entries = false;
+  int64_t max_entries = 9000;  // per track: 5 minutes at 30 fps, about 2 MB; >= 1
 
   // Throws std::invalid_argument naming the field and its value when one is out of range.
   void validate() const;
@@ -123,7 +133,8 @@ struct TrackTimeline {
   int64_t detected_frames = 0;         // of which with a detection
   std::vector<int64_t> label_frames;   // frames per smoothed label (one per class)
   std::vector<double> raw_prob_sums;   // sums of the raw probabilities (one per class)
-  std::vector<TimelineEntry> entries;  // one per frame shown, when VideoOptions::keep_entries
+  std::deque<TimelineEntry> entries;   // the latest frames shown, when VideoOptions::keep_entries
+  int64_t entries_dropped = 0;         // older ones dropped to stay within max_entries
   bool active = true;                  // still tracked (not dropped)
 };
 

@@ -50,7 +50,24 @@ struct FaceDetectorOptions {
   // A face must still cover the cascade's window (20 px for alt2) in that copy: in a 1080p
   // frame faces under about 60 px are missed; set 0 for small faces in large frames.
   int max_detect_side = 640;
+  // Also shrink the copy so that min_face_size covers exactly the cascade's window (20 px for
+  // alt2: min_face_size 40 scans at half size), when that is smaller than max_detect_side's
+  // copy. The cascade's window stride is then coarser in original pixels: about 4x fewer
+  // windows at min_face_size 40, a little less recall on faces near the minimum.
+  bool scale_to_min_face = false;
   bool equalize_histogram = true;  // evens out exposure before the cascade (OpenCV's sample does this)
+
+  // The whole-frame scan settings VideoSession uses by default (VideoOptions::scan): faces from
+  // 40 px, scanned at the scale where 40 px is the cascade's window (half size for alt2), scale
+  // step 1.2, 2 neighbours; cascade_path empty (= the Analyzer's). About 4x cheaper than the
+  // defaults above on 640 x 360 and 640 x 480 frames (experiments/bench/video.json), so that a
+  // whole-frame detection fits in every frame at 30 fps; on the hand-annotated photos
+  // (tests/fixtures/face_boxes.json) they find every face too (tests/vision/test_video_data.cpp).
+  static FaceDetectorOptions video();
+
+  // Throws std::invalid_argument naming the field and its value when one is out of range
+  // (cascade_path is checked by FaceDetector, which loads it).
+  void validate() const;
 };
 
 class FaceDetector {
@@ -65,12 +82,21 @@ class FaceDetector {
 
   // Every face in `image` (gray, BGR or BGRA; CV_8U; any size), as boxes inside the image,
   // sorted left to right (then top to bottom, then smaller first). Empty image: invalid_argument.
-  // Thread-safe: calls are serialised (OpenCV's cascade is not re-entrant).
+  // Thread-safe and concurrent: OpenCV's cascade is not re-entrant, so each call borrows one
+  // from a pool that loads another copy of the cascade file when every copy is busy (the pool
+  // grows to the number of threads detecting at once; no lock is held while scanning).
   std::vector<cv::Rect> detect(const cv::Mat& image) const;
+  // The same with other scan settings (scale_factor, min_neighbors, face sizes, max_detect_side,
+  // equalize_histogram) for this call, on this detector's cascade: `scan.cascade_path` must be
+  // empty or this detector's (else invalid_argument); out-of-range values: invalid_argument.
+  std::vector<cv::Rect> detect(const cv::Mat& image, const FaceDetectorOptions& scan) const;
 
   const FaceDetectorOptions& options() const { return options_; }
+  // Copies of the cascade loaded so far (1, plus one per extra concurrent caller ever seen).
+  int cascades_loaded() const;
 
  private:
+  std::vector<cv::Rect> scan(const cv::Mat& image, const FaceDetectorOptions& o) const;
   struct State;
   FaceDetectorOptions options_;
   std::unique_ptr<State> state_;

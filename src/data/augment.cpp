@@ -53,7 +53,12 @@ torch::Tensor uniform(int64_t n, double lo, double hi, at::Generator& gen) {
 
 torch::Tensor augment(const torch::Tensor& images, const AugmentOptions& o, at::Generator& gen) {
   TORCH_CHECK(images.dim() == 4 && images.size(1) == 1, "augment: expected [N, 1, H, W], got ", images.sizes());
-  TORCH_CHECK(o.min_scale > 0 && o.min_scale <= o.max_scale, "augment: need 0 < min_scale <= max_scale");
+  TORCH_CHECK(o.min_scale > 0 && o.min_scale <= o.max_scale, "augment: need 0 < min_scale <= max_scale, got ",
+              o.min_scale, " and ", o.max_scale);
+  TORCH_CHECK(o.erase_min_area > 0 && o.erase_min_area <= o.erase_max_area && o.erase_max_area <= 1,
+              "augment: need 0 < erase_min_area <= erase_max_area <= 1, got ", o.erase_min_area, " and ",
+              o.erase_max_area);
+  TORCH_CHECK(o.erase_value <= 1, "augment: erase_value must be <= 1 (< 0: the image's mean), got ", o.erase_value);
   const int64_t n = images.size(0);
   if (n == 0 || !o.enabled()) return images;
   // Draw every random number on the CPU, in a fixed order, whatever the device.
@@ -76,15 +81,19 @@ torch::Tensor augment(const torch::Tensor& images, const AugmentOptions& o, at::
   out = (out - mean) * contrast.to(opts).view({n, 1, 1, 1}) + mean + bright.to(opts).view({n, 1, 1, 1});
   if (o.erase_prob > 0) {
     const int64_t h = images.size(2), w = images.size(3);
-    auto eh = (torch::sqrt(area * aspect) * h).clamp(1, h), ew = (torch::sqrt(area / aspect) * w).clamp(1, w);
+    // Whole rows, then whole columns for the drawn area: erased pixels = eh * ew, off the drawn
+    // area * h * w by at most eh / 2 (unless a side is clamped to the image).
+    auto eh = (torch::sqrt(area * aspect) * h).round().clamp(1, h);
+    auto ew = (area * static_cast<double>(h * w) / eh).round().clamp(1, w);
     auto y0 = (ey * (h - eh)).floor(), x0 = (ex * (w - ew)).floor();
     auto rows = torch::arange(h, torch::kDouble).view({1, h, 1});
     auto cols = torch::arange(w, torch::kDouble).view({1, 1, w});
     auto inside = (rows >= y0.view({n, 1, 1})) & (rows < (y0 + eh).view({n, 1, 1})) &
                   (cols >= x0.view({n, 1, 1})) & (cols < (x0 + ew).view({n, 1, 1})) & erase.view({n, 1, 1});
-    // Erased pixels take the image's mean gray, so erasing hides content without adding edges
-    // brighter or darker than the face.
-    out = torch::where(inside.unsqueeze(1).to(images.device()), mean.expand_as(out), out);
+    // By default erased pixels take the image's mean gray, so erasing hides content without
+    // adding edges brighter or darker than the face.
+    const auto fill = o.erase_value < 0 ? mean.expand_as(out) : torch::full_like(out, o.erase_value);
+    out = torch::where(inside.unsqueeze(1).to(images.device()), fill, out);
   }
   return out.clamp(0, 1);
 }

@@ -5,13 +5,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "fervid/atomic_file.h"
+#include "fervid/hash.h"
 
 namespace fervid {
 
@@ -66,34 +70,79 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-}  // namespace
+std::string hex64(uint64_t v) {
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(v));
+  return hex;
+}
 
-std::string cache_key(const std::vector<std::string>& sources, const std::string& recipe) {
-  std::string text = "v" + std::to_string(kCacheFormatVersion) + "|" + recipe;
-  auto describe = [&](const fs::path& p) {
-    std::error_code ec;
-    const auto canonical = fs::weakly_canonical(p, ec);
-    text += "|" + (ec ? p.string() : canonical.string());
-    if (fs::is_regular_file(p, ec)) {
-      text += ":" + std::to_string(fs::file_size(p, ec)) + ":" +
-              std::to_string(fs::last_write_time(p, ec).time_since_epoch().count());
-    }
+// The SHA-256 of a file's content, through the memo in `memo_dir` when one is given (cache.h).
+std::string content_sha256(const std::string& path, const std::string& canonical, const std::string& memo_dir) {
+  struct stat st {};
+  if (memo_dir.empty() || ::stat(path.c_str(), &st) != 0) return sha256_file(path);
+  auto ns = [](const struct timespec& t) {
+    return std::to_string(static_cast<int64_t>(t.tv_sec) * 1000000000 + static_cast<int64_t>(t.tv_nsec));
   };
-  for (const auto& s : sources) {
-    describe(s);
-    std::error_code ec;
-    if (fs::is_directory(s, ec)) {
-      std::vector<fs::path> files;
-      for (auto it = fs::recursive_directory_iterator(s, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (it->is_regular_file(ec)) files.push_back(it->path());
-      }
-      std::sort(files.begin(), files.end());
-      for (const auto& f : files) describe(f);
+  const std::string identity = canonical + "\n" + std::to_string(st.st_size) + " " + ns(st.st_mtim) + " " +
+                               ns(st.st_ctim) + " " + std::to_string(st.st_ino) + " " + std::to_string(st.st_dev) + "\n";
+  const std::string memo = memo_dir + "/hashes/" + hex64(fnv1a(canonical)) + ".sha256";
+  {
+    std::ifstream in(memo, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (text.size() == identity.size() + 65 && text.compare(0, identity.size(), identity) == 0 && text.back() == '\n') {
+      return text.substr(identity.size(), 64);
     }
   }
-  char hex[17];
-  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(fnv1a(text)));
-  return hex;
+  const auto started = std::chrono::system_clock::now();
+  const std::string sha = sha256_file(path);
+  const auto changed = std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::seconds(st.st_ctim.tv_sec) +
+                                                                      std::chrono::nanoseconds(st.st_ctim.tv_nsec)));
+  if (started - changed >= std::chrono::seconds(2)) {
+    try {
+      fs::create_directories(memo_dir + "/hashes");
+      write_file_atomically(memo, identity + sha + "\n");
+    } catch (const std::exception&) {
+      // Only a speed-up: without the memo the next key hashes the file again.
+    }
+  }
+  return sha;
+}
+
+}  // namespace
+
+std::string cache_key(const std::vector<std::string>& sources, const std::string& recipe, const std::string& memo_dir) {
+  std::string text = "v" + std::to_string(kCacheFormatVersion) + "|p" + std::to_string(kPreprocessVersion) + "|" + recipe;
+  for (const auto& s : sources) {
+    const fs::path p = fs::u8path(s);
+    std::error_code ec;
+    const auto canonical = fs::weakly_canonical(p, ec);
+    const std::string where = ec ? p.u8string() : canonical.u8string();
+    text += "|" + where;
+    if (fs::is_directory(p, ec)) {
+      // Listing, sizes and modification times (see cache.h): cheap for thousands of images.
+      std::vector<std::string> entries;
+      auto it = fs::recursive_directory_iterator(p, ec);
+      for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        std::error_code fec;
+        if (!it->is_regular_file(fec)) continue;
+        const auto size = fs::file_size(it->path(), fec);
+        const auto mtime = fs::last_write_time(it->path(), fec).time_since_epoch().count();
+        entries.push_back(it->path().lexically_relative(p).generic_u8string() + ":" + std::to_string(size) + ":" +
+                          std::to_string(mtime));
+      }
+      if (ec) throw DataError(s + ": cannot list the folder for the cache key (" + ec.message() + ")");
+      std::sort(entries.begin(), entries.end());
+      for (const auto& e : entries) text += "|" + e;
+    } else {
+      try {
+        text += ":sha256=" + content_sha256(s, where, memo_dir);
+      } catch (const std::exception& e) {
+        throw DataError(s + ": cannot read it for the cache key (" + e.what() + ")");
+      }
+    }
+  }
+  return hex64(fnv1a(text));
 }
 
 std::string default_cache_dir() {

@@ -67,7 +67,13 @@ void Dataset::check_consistent() const {
 
 void ReadReport::skip(DataIssue issue) {
   ++skipped;
+  ++skipped_by_field[issue.field];
   if (issues.size() < 1000) issues.push_back(std::move(issue));
+}
+
+void ReadReport::note(DataIssue issue) {
+  ++notes_by_field[issue.field];
+  if (notes.size() < 1000) notes.push_back(std::move(issue));
 }
 
 }  // namespace fervid

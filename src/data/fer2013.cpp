@@ -18,7 +18,8 @@ constexpr int kFerSide = 48;
 constexpr int kFerPixels = kFerSide * kFerSide;
 
 // Streams the lines of a plain or gzip file (zlib reads both). Throws DataError on a read
-// error, including a gzip stream that ends early.
+// error, including a gzip stream that ends early: every complete line before the damage is
+// returned first, so the error names the exact last complete line.
 class LineReader {
  public:
   explicit LineReader(const std::string& path) : path_(path) {
@@ -44,6 +45,11 @@ class LineReader {
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         return true;
       }
+      if (!error_.empty()) {
+        // What is left in the buffer is a line cut by the damage: not a line to parse.
+        throw DataError(path_ + ": " + error_ + " after line " + std::to_string(number_) +
+                        " (the last complete line)");
+      }
       if (eof_) {
         if (pos_ == end_) return false;
         line = std::string_view(buf_.data() + pos_, end_ - pos_);  // last line without '\n'
@@ -68,12 +74,15 @@ class LineReader {
     const int n = gzread(file_, buf_.data() + end_, static_cast<unsigned>(buf_.size() - end_));
     int err = Z_OK;
     const char* msg = gzerror(file_, &err);
+    // zlib returns what it could inflate before the damage, and reports the damage with it or
+    // on the next call; keep those bytes, report once their complete lines are consumed.
+    if (n > 0) end_ += static_cast<size_t>(n);
     if (n < 0 || (err != Z_OK && err != Z_STREAM_END)) {
-      throw DataError(path_ + ": read error after line " + std::to_string(number_) + ": " +
-                      (err == Z_BUF_ERROR ? "truncated gzip stream (unexpected end of file)" : msg));
+      error_ = err == Z_BUF_ERROR ? "truncated gzip stream (unexpected end of file)"
+                                  : std::string("read error: ") + (msg ? msg : "unknown");
+      return;
     }
     if (n == 0) eof_ = true;
-    end_ += static_cast<size_t>(n);
   }
 
   std::string path_;
@@ -81,6 +90,7 @@ class LineReader {
   std::vector<char> buf_ = std::vector<char>(1 << 20);
   size_t pos_ = 0, end_ = 0, number_ = 0;
   bool eof_ = false;
+  std::string error_;  // set once the stream failed; thrown when the buffer holds no complete line
 };
 
 std::vector<std::string_view> split_commas(std::string_view line) {
@@ -181,24 +191,42 @@ Dataset read_fer2013_csv(const std::string& path, const ReadOptions& options, Re
   return ds;
 }
 
-int ferplus_label(const int votes[10], FerPlusOptions::Labels rule) {
+int ferplus_label(const int votes[10], FerPlusOptions::Labels rule, std::string* why) {
   // FER+ columns: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF.
+  static const char* kColumns[10] = {"neutral", "happiness", "surprise", "sadness", "anger",
+                                     "disgust", "fear",      "contempt", "unknown", "NF (not a face)"};
+  auto excluded = [&](std::string reason) {
+    if (why) *why = std::move(reason);
+    return -1;
+  };
   std::array<int, 10> v{};
   int total = 0;
   for (int i = 0; i < 10; ++i) {
     v[static_cast<size_t>(i)] = votes[i] <= 1 ? 0 : votes[i];  // FER+ drops single votes as outliers
     total += v[static_cast<size_t>(i)];
   }
-  if (total == 0) return -1;
+  if (total == 0) return excluded("no class has more than one vote (FER+ drops single votes)");
   int best = 0;
   for (int i = 1; i < 10; ++i) {
     if (v[static_cast<size_t>(i)] > v[static_cast<size_t>(best)]) best = i;
   }
+  const int top = v[static_cast<size_t>(best)];
+  std::string tied;
   int ties = 0;
-  for (int i = 0; i < 10; ++i) ties += v[static_cast<size_t>(i)] == v[static_cast<size_t>(best)];
-  if (ties > 1) return -1;
-  if (rule == FerPlusOptions::Labels::kMajority && 2 * v[static_cast<size_t>(best)] <= total) return -1;
+  for (int i = 0; i < 10; ++i) {
+    if (v[static_cast<size_t>(i)] != top) continue;
+    ++ties;
+    tied += (tied.empty() ? "" : " and ") + std::string(kColumns[i]);
+  }
+  if (ties > 1) return excluded("tie between " + tied + " (" + std::to_string(top) + " votes each)");
+  if (rule == FerPlusOptions::Labels::kMajority && 2 * top <= total) {
+    return excluded("no majority: " + std::string(kColumns[best]) + " has " + std::to_string(top) + " of " +
+                    std::to_string(total) + " votes (counting classes with more than one vote)");
+  }
   static const int kToOurs[10] = {6, 3, 5, 4, 0, 1, 2, -1, -1, -1};  // contempt, unknown, NF: none
+  if (kToOurs[best] < 0) {
+    return excluded("most votes for " + std::string(kColumns[best]) + ", not one of the 7 expressions");
+  }
   return kToOurs[best];
 }
 
@@ -240,10 +268,15 @@ void apply_ferplus(Dataset& fer, const std::string& ferplus_csv, const FerPlusOp
                         std::string(fields[static_cast<size_t>(i) + 2]) + "', expected 0..10");
       }
     }
+    std::string why;
+    const int label = fields[1].empty() ? -1 : ferplus_label(votes, options.labels, &why);
     if (fields[1].empty()) {
       rep.skip({where, "Image name", "dropped by FER+ (not a face)"});
-    } else if (const int label = ferplus_label(votes, options.labels); label < 0) {
-      rep.skip({where, "votes", "no label under the rule (unknown, not-a-face, contempt, tie or no majority)"});
+    } else if (label < 0) {
+      rep.skip({where, "votes", "no label under the " +
+                                    std::string(options.labels == FerPlusOptions::Labels::kMajority ? "majority"
+                                                                                                    : "plurality") +
+                                    " rule: " + why});
     } else {
       labels[row] = static_cast<int8_t>(label);
       keep.push_back(row);

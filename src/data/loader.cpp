@@ -26,20 +26,26 @@ int64_t BatchLoader::batches_per_epoch() const {
   return options_.drop_last ? n / b : (n + b - 1) / b;
 }
 
-std::vector<size_t> BatchLoader::epoch_order(int64_t epoch) const {
-  auto order = indices_;
-  if (options_.shuffle) seeded_shuffle(order, options_.seed * 1000003u + static_cast<uint64_t>(epoch));
-  return order;
+std::shared_ptr<const std::vector<size_t>> BatchLoader::epoch_order(int64_t epoch) const {
+  std::lock_guard<std::mutex> lock(order_mutex_);
+  if (!order_ || order_epoch_ != epoch) {
+    auto order = std::make_shared<std::vector<size_t>>(indices_);
+    // The seed of an epoch's order is part of the resume contract (trainer.h): keep it.
+    if (options_.shuffle) seeded_shuffle(*order, options_.seed * 1000003u + static_cast<uint64_t>(epoch));
+    order_ = std::move(order);
+    order_epoch_ = epoch;
+  }
+  return order_;
 }
 
 Batch BatchLoader::make_batch(int64_t epoch, int64_t b) const {
   if (b < 0 || b >= batches_per_epoch()) throw std::out_of_range("BatchLoader: batch " + std::to_string(b) + " out of range");
   const auto order = epoch_order(epoch);
   const size_t begin = static_cast<size_t>(b) * static_cast<size_t>(options_.batch_size);
-  const size_t end = std::min(order.size(), begin + static_cast<size_t>(options_.batch_size));
+  const size_t end = std::min(order->size(), begin + static_cast<size_t>(options_.batch_size));
   Batch batch;
   batch.index = b;
-  batch.samples.assign(order.begin() + static_cast<long>(begin), order.begin() + static_cast<long>(end));
+  batch.samples.assign(order->begin() + static_cast<long>(begin), order->begin() + static_cast<long>(end));
   const auto n = static_cast<int64_t>(batch.samples.size());
   const size_t bytes = dataset_.image_bytes();
   auto raw = torch::empty({n, 1, dataset_.height, dataset_.width}, torch::kByte);

@@ -1,6 +1,7 @@
 #include "fervid/data_source.h"
 
 #include <filesystem>
+#include <sstream>
 
 #include "fervid/cache.h"
 #ifdef FERVID_WITH_OPENCV
@@ -11,6 +12,7 @@
 namespace fervid {
 
 namespace fs = std::filesystem;
+using nlohmann::json;
 
 namespace {
 constexpr std::pair<SourceFormat, std::string_view> kFormats[] = {
@@ -20,6 +22,8 @@ constexpr std::pair<SourceFormat, std::string_view> kFormats[] = {
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
+
+bool detects_faces(SourceFormat f) { return f == SourceFormat::kPhotos || f == SourceFormat::kCkPlus; }
 
 SourceFormat detect(const std::string& source) {
   std::error_code ec;
@@ -36,44 +40,136 @@ SourceFormat detect(const std::string& source) {
   return SourceFormat::kFolder;
 }
 
-Dataset read(const std::string& source, SourceFormat format, const DataSourceOptions& o, ReadReport& rep) {
+std::string num(double v) {
+  std::ostringstream s;
+  s.precision(17);
+  s << v;
+  return s.str();
+}
+
+// Flags that do not apply to the format, and values out of range: errors naming the flag.
+void validate(const std::string& source, SourceFormat format, const DataSourceOptions& o) {
+  auto bad = [](const std::string& message) { throw std::invalid_argument(message); };
+  const std::string read_as = source + " is read as --format " + std::string(to_string(format));
+  if (!o.ferplus.empty() && format != SourceFormat::kFer2013)
+    bad("--ferplus applies to a FER2013 CSV; " + read_as);
+  if (format != SourceFormat::kFer2013 && (o.size < 1 || o.size > 4096))
+    bad("--size must be in 1..4096, got " + std::to_string(o.size));
+  const std::pair<const char*, bool> detector_flags[] = {
+      {"--min-face", o.min_face.has_value()},     {"--max-face", o.max_face.has_value()},
+      {"--neighbors", o.neighbors.has_value()},   {"--scale-step", o.scale_step.has_value()},
+      {"--detect-side", o.detect_side.has_value()}, {"--margin", o.margin.has_value()}};
+  for (const auto& [flag, given] : detector_flags) {
+    if (given && !detects_faces(format)) {
+      bad(std::string(flag) + " applies to sources whose faces are detected (--format photos or ckplus); " + read_as);
+    }
+  }
+  if (o.min_face && *o.min_face < 1) bad("--min-face must be >= 1 pixel, got " + std::to_string(*o.min_face));
+  if (o.max_face && *o.max_face < 0) bad("--max-face must be >= 0 (0 = no limit), got " + std::to_string(*o.max_face));
+  if (o.min_face && o.max_face && *o.max_face > 0 && *o.max_face < *o.min_face) {
+    bad("--max-face (" + std::to_string(*o.max_face) + ") is smaller than --min-face (" + std::to_string(*o.min_face) +
+        ")");
+  }
+  if (o.neighbors && *o.neighbors < 0) bad("--neighbors must be >= 0, got " + std::to_string(*o.neighbors));
+  if (o.scale_step && !(*o.scale_step > 1.0 && *o.scale_step <= 2.0))
+    bad("--scale-step must be in (1, 2], got " + num(*o.scale_step));
+  if (o.detect_side && *o.detect_side != 0 && *o.detect_side < 48)
+    bad("--detect-side must be 0 (full size) or >= 48, got " + std::to_string(*o.detect_side));
+  if (o.margin && !(*o.margin >= 0.0 && *o.margin <= 2.0)) bad("--margin must be in [0, 2], got " + num(*o.margin));
+  if ((o.frames_per_sequence || o.first_frame_neutral) && format != SourceFormat::kCkPlus) {
+    bad(std::string(o.frames_per_sequence ? "--frames-per-sequence" : "--first-frame-neutral") +
+        " applies to the original CK+ distribution (--format ckplus); " + read_as);
+  }
+  if (o.frames_per_sequence && *o.frames_per_sequence < 1)
+    bad("--frames-per-sequence must be >= 1, got " + std::to_string(*o.frames_per_sequence));
+}
+
+#ifdef FERVID_WITH_OPENCV
+FacePipelineOptions pipeline_options(const DataSourceOptions& o) {
+  FacePipelineOptions p;
+  p.preprocess.size = o.size;
+  p.preprocess.align = o.align;
+  if (o.margin) p.preprocess.margin = *o.margin;
+  auto& d = p.detector;
+  if (o.min_face) d.min_face_size = *o.min_face;
+  if (o.max_face) d.max_face_size = *o.max_face;
+  if (o.neighbors) d.min_neighbors = *o.neighbors;
+  if (o.scale_step) d.scale_factor = *o.scale_step;
+  if (o.detect_side) d.max_detect_side = *o.detect_side;
+  return p;
+}
+
+ImageFolderOptions folder_options(const DataSourceOptions& o) {
+  ImageFolderOptions folder;
+  folder.size = o.size;
+  folder.strict = o.strict;
+  folder.drop_contempt = o.drop_contempt;
+  folder.keep_contempt = o.keep_contempt;
+  return folder;
+}
+
+CkPlusOptions ckplus_options(const DataSourceOptions& o) {
+  CkPlusOptions ck;
+  ck.folder = folder_options(o);
+  if (o.frames_per_sequence) ck.frames_per_sequence = *o.frames_per_sequence;
+  ck.first_frame_neutral = o.first_frame_neutral;
+  return ck;
+}
+#endif
+
+Dataset read(const std::string& source, SourceFormat format, const DataSourceOptions& o, OpenedSource& out) {
+  ReadReport& rep = out.report;
   if (format == SourceFormat::kFer2013) {
     auto ds = read_fer2013_csv(source, {o.strict}, &rep);
     if (!o.ferplus.empty()) {
       if (rep.skipped > 0) {
         throw DataError(source + ": " + std::to_string(rep.skipped) +
-                        " rows were skipped, so FER+ (aligned by row) cannot be applied");
+                        " rows were skipped, so the FER+ votes of --ferplus (aligned by row) cannot be applied");
       }
-      apply_ferplus(ds, o.ferplus, {o.ferplus_rule, o.soft_targets}, &rep);
+      apply_ferplus(ds, o.ferplus, {o.ferplus_rule, o.soft_targets}, &out.ferplus_report);
     }
     return ds;
   }
 #ifdef FERVID_WITH_OPENCV
-  ImageFolderOptions folder;
-  folder.size = o.size;
-  folder.strict = o.strict;
-  folder.drop_contempt = o.drop_contempt;
-  auto pipeline = [&] {
-    FacePipelineOptions p;
-    p.preprocess.size = o.size;
-    p.preprocess.align = o.align;
-    return FacePipeline(p);
-  };
+  const ImageFolderOptions folder = folder_options(o);
   switch (format) {
     case SourceFormat::kFolder: return read_image_folder(source, folder, &rep);
     case SourceFormat::kCkPlus48: return read_ckplus48(source, folder, &rep);
-    case SourceFormat::kPhotos: return read_photo_folder(source, pipeline(), folder, &rep);
+    case SourceFormat::kPhotos: return read_photo_folder(source, FacePipeline(pipeline_options(o)), folder, &rep);
     case SourceFormat::kCkPlus: {
-      CkPlusOptions ck;
-      ck.folder = folder;
-      const auto faces = pipeline();
-      return read_ckplus(source, &faces, ck, &rep);
+      const FacePipeline faces(pipeline_options(o));
+      return read_ckplus(source, &faces, ckplus_options(o), &rep);
     }
     default: break;
   }
 #endif
   throw DataError(source + ": the " + std::string(to_string(format)) +
                   " format needs fervid built with OpenCV (FERVID_WITH_OPENCV)");
+}
+
+template <typename T>
+void read_field(const json& j, const char* key, T& out, const std::string& context, const std::string& prefix) {
+  if (!j.contains(key) || j.at(key).is_null()) return;
+  try {
+    out = j.at(key).get<T>();
+  } catch (const json::exception&) {
+    throw std::invalid_argument(context + ": field '" + prefix + key + "' has the wrong type (" + j.at(key).dump() +
+                                ")");
+  }
+}
+
+template <typename T>
+void read_field(const json& j, const char* key, std::optional<T>& out, const std::string& context,
+                const std::string& prefix) {
+  if (!j.contains(key) || j.at(key).is_null()) return;
+  T v{};
+  read_field(j, key, v, context, prefix);
+  out = v;
+}
+
+template <typename T>
+json or_null(const std::optional<T>& v) {
+  return v ? json(*v) : json(nullptr);
 }
 }  // namespace
 
@@ -92,24 +188,104 @@ SourceFormat parse_source_format(std::string_view s) {
                               "' (expected auto, fer2013, folder, ckplus48, ckplus or photos)");
 }
 
+std::string data_source_recipe(SourceFormat format, const DataSourceOptions& o) {
+  std::string r = std::string(to_string(format)) + "|strict=" + std::to_string(o.strict);
+  if (format == SourceFormat::kFer2013) {
+    r += "|ferplus_rule=" + std::to_string(static_cast<int>(o.ferplus_rule)) + "|soft=" + std::to_string(o.soft_targets);
+    return r;  // 48 x 48 as stored: no crop, no resize
+  }
+  r += "|size=" + std::to_string(o.size) + "|drop_contempt=" + std::to_string(o.drop_contempt) +
+       "|keep_contempt=" + std::to_string(o.keep_contempt);
+  if (!detects_faces(format)) return r + "|crop=whole image, margin 0, bilinear";
+#ifdef FERVID_WITH_OPENCV
+  // Every effective setting of detection, alignment and crop, defaults included, so a change
+  // of a default in vision.h changes the key too.
+  const auto p = pipeline_options(o);
+  const auto& d = p.detector;
+  r += "|cascade=" + d.cascade_path + "|scale_step=" + num(d.scale_factor) + "|neighbors=" +
+       std::to_string(d.min_neighbors) + "|min_face=" + std::to_string(d.min_face_size) + "|max_face=" +
+       std::to_string(d.max_face_size) + "|detect_side=" + std::to_string(d.max_detect_side) +
+       "|equalize=" + std::to_string(d.equalize_histogram) + "|margin=" + num(p.preprocess.margin) +
+       "|align=" + std::to_string(p.preprocess.align) + "|border=" + std::to_string(static_cast<int>(p.preprocess.border)) +
+       "|border_value=" + std::to_string(p.preprocess.border_value) +
+       (p.preprocess.align ? "|landmarks=" + p.landmark_model_path : std::string());
+  if (format == SourceFormat::kCkPlus) {
+    const auto ck = ckplus_options(o);
+    r += "|frames=" + std::to_string(ck.frames_per_sequence) + "|first_neutral=" + std::to_string(ck.first_frame_neutral);
+  }
+#endif
+  return r;
+}
+
 OpenedSource open_data_source(const std::string& source, const DataSourceOptions& o) {
   OpenedSource out;
   out.format = o.format == SourceFormat::kAuto ? detect(source) : o.format;
+  validate(source, out.format, o);
   std::vector<std::string> sources = {source};
   if (!o.ferplus.empty()) sources.push_back(o.ferplus);
-  const std::string recipe = std::string(to_string(out.format)) + "|size=" + std::to_string(o.size) +
-                             "|ferplus_rule=" + std::to_string(static_cast<int>(o.ferplus_rule)) +
-                             "|soft=" + std::to_string(o.soft_targets) + "|strict=" + std::to_string(o.strict) +
-                             "|drop_contempt=" + std::to_string(o.drop_contempt) + "|align=" + std::to_string(o.align);
-  out.cache_key = cache_key(sources, recipe);
-  auto build = [&] { return read(source, out.format, o, out.report); };
+  const std::string dir = o.cache_dir.empty() ? default_cache_dir() : o.cache_dir;
+  out.cache_key = cache_key(sources, data_source_recipe(out.format, o), o.use_cache ? dir : std::string());
+  auto build = [&] { return read(source, out.format, o, out); };
   if (o.use_cache) {
-    out.data = cached_dataset(out.cache_key, build, o.cache_dir.empty() ? default_cache_dir() : o.cache_dir,
-                              &out.cache_hit);
+    out.data = cached_dataset(out.cache_key, build, dir, &out.cache_hit);
   } else {
     out.data = build();
   }
   return out;
+}
+
+json to_json(const DataSourceOptions& s) {
+  return {{"format", to_string(s.format)},
+          {"ferplus", s.ferplus},
+          {"ferplus_rule", s.ferplus_rule == FerPlusOptions::Labels::kPlurality ? "plurality" : "majority"},
+          {"soft_targets", s.soft_targets},
+          {"strict", s.strict},
+          {"size", s.size},
+          {"drop_contempt", s.drop_contempt},
+          {"keep_contempt", s.keep_contempt},
+          {"align", s.align},
+          {"min_face", or_null(s.min_face)},
+          {"max_face", or_null(s.max_face)},
+          {"neighbors", or_null(s.neighbors)},
+          {"scale_step", or_null(s.scale_step)},
+          {"detect_side", or_null(s.detect_side)},
+          {"margin", or_null(s.margin)},
+          {"frames_per_sequence", or_null(s.frames_per_sequence)},
+          {"first_frame_neutral", s.first_frame_neutral}};
+}
+
+DataSourceOptions data_source_options_from_json(const json& j, const std::string& context, const std::string& prefix) {
+  DataSourceOptions o;
+  if (!j.is_object()) throw std::invalid_argument(context + ": field '" + prefix + "' is not an object");
+  std::string format = "auto", rule = "majority";
+  read_field(j, "format", format, context, prefix);
+  try {
+    o.format = parse_source_format(format);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(context + ": field '" + prefix + "format': " + e.what());
+  }
+  read_field(j, "ferplus", o.ferplus, context, prefix);
+  read_field(j, "ferplus_rule", rule, context, prefix);
+  if (rule != "majority" && rule != "plurality") {
+    throw std::invalid_argument(context + ": field '" + prefix + "ferplus_rule' is '" + rule +
+                                "' (expected majority or plurality)");
+  }
+  o.ferplus_rule = rule == "plurality" ? FerPlusOptions::Labels::kPlurality : FerPlusOptions::Labels::kMajority;
+  read_field(j, "soft_targets", o.soft_targets, context, prefix);
+  read_field(j, "strict", o.strict, context, prefix);
+  read_field(j, "size", o.size, context, prefix);
+  read_field(j, "drop_contempt", o.drop_contempt, context, prefix);
+  read_field(j, "keep_contempt", o.keep_contempt, context, prefix);
+  read_field(j, "align", o.align, context, prefix);
+  read_field(j, "min_face", o.min_face, context, prefix);
+  read_field(j, "max_face", o.max_face, context, prefix);
+  read_field(j, "neighbors", o.neighbors, context, prefix);
+  read_field(j, "scale_step", o.scale_step, context, prefix);
+  read_field(j, "detect_side", o.detect_side, context, prefix);
+  read_field(j, "margin", o.margin, context, prefix);
+  read_field(j, "frames_per_sequence", o.frames_per_sequence, context, prefix);
+  read_field(j, "first_frame_neutral", o.first_frame_neutral, context, prefix);
+  return o;
 }
 
 }  // namespace fervid

@@ -13,6 +13,7 @@
 #include "fervid/data_source.h"
 #include "fervid/model_io.h"
 #include "fervid/splits.h"
+#include "fervid/train_step.h"
 
 namespace fervid {
 
@@ -69,6 +70,7 @@ AblationRow run_arm(const AblationOptions& o, const AblationArm& arm, const Scor
   TrainConfig c = o.base;
   c.model.variant = arm.variant;
   c.loss = arm.loss;
+  const auto device = resolve_device(c.device);  // where the arm's model is scored, as it trained
   const auto t0 = std::chrono::steady_clock::now();
   if (o.folds > 0) {
     c.folds = o.folds;
@@ -81,6 +83,7 @@ AblationRow run_arm(const AblationOptions& o, const AblationArm& arm, const Scor
       const auto r = train(c, command_line, cb);
       row.epochs = static_cast<int>(r.epochs.size());
       auto model = load_model(c.run_dir + "/last.fervid");  // last epoch: no choice on test data
+      model.net->to(device);
       if (f == 0) row.parameters = parameter_count(model.net);
       parts.push_back(predict(model.net, data.source.data, data.folds[static_cast<size_t>(f)]));
       const auto& last = parts.back();
@@ -95,6 +98,7 @@ AblationRow run_arm(const AblationOptions& o, const AblationArm& arm, const Scor
     row.epochs = static_cast<int>(r.epochs.size());
     row.val_accuracy = r.best_val_accuracy;
     auto model = load_model(c.run_dir + "/best.fervid");  // chosen on the validation split
+    model.net->to(device);
     row.parameters = parameter_count(model.net);
     row.metrics = compute_metrics(predict(model.net, data.source.data, data.test), c.model.num_classes());
   }
@@ -142,6 +146,7 @@ std::vector<AblationRow> run_ablation(const AblationOptions& options, const std:
                                       const std::string& out_dir, const std::string& command_line,
                                       const AblationCallbacks& callbacks) {
   if (arms.empty()) throw std::invalid_argument("ablate: no arms to run");
+  resolve_device(options.base.device);  // an unavailable device fails before any work
   fs::create_directories(out_dir);
   const auto data = open_score_data(options);
   const auto& names = options.base.model.classes();

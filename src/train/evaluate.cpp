@@ -7,6 +7,7 @@
 
 #include "fervid/augment.h"
 #include "fervid/loader.h"
+#include "train/device_batch.h"
 
 namespace fervid {
 
@@ -51,24 +52,31 @@ torch::Tensor tta_views(const torch::Tensor& images, Tta tta) {
 
 Predictions predict(MCSANet& net, const Dataset& data, const std::vector<size_t>& indices, Tta tta, int batch_size) {
   const auto& cfg = net->config();
+  const auto params = net->parameters();
+  const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
   LoaderOptions lo;
   lo.batch_size = batch_size;
   lo.shuffle = false;
   lo.input_size = cfg.input_size;
   lo.norm_mean = cfg.norm_mean;
   lo.norm_std = cfg.norm_std;
+  if (!device.is_cpu()) detail::defer_to_device(lo, data);  // resize and normalise on the device
   BatchLoader loader(data, indices, lo);
   loader.start_epoch(0);
   net->eval();
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> probs, labels, embeddings;
   while (auto b = loader.next()) {
-    const auto n = b->images.size(0);
-    auto out = net->forward(tta_views(b->images, tta));
+    auto images = b->images;
+    if (!device.is_cpu()) {
+      images = detail::finish_on_device(images, device, cfg.input_size, nullptr, nullptr, cfg.norm_mean, cfg.norm_std);
+    }
+    const auto n = images.size(0);
+    auto out = net->forward(tta_views(images, tta));
     auto p = torch::softmax(out.logits, 1);
     const auto views = p.size(0) / n;
-    probs.push_back(p.view({views, n, -1}).mean(0));
-    embeddings.push_back(out.embedding.narrow(0, 0, n));
+    probs.push_back(p.view({views, n, -1}).mean(0).to(torch::kCPU));
+    embeddings.push_back(out.embedding.narrow(0, 0, n).to(torch::kCPU));
     labels.push_back(b->labels);
   }
   if (probs.empty()) throw std::invalid_argument("predict: no samples to evaluate");

@@ -1,14 +1,17 @@
 #include "fervid/trainer.h"
 
+#include <ATen/Context.h>
 #include <torch/optim.h>
 #include <torch/serialize.h>
 
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "fervid/atomic_file.h"
+#include "fervid/augment.h"
 #include "fervid/config_json.h"
 #include "fervid/evaluate.h"
 #include "fervid/loader.h"
@@ -17,6 +20,7 @@
 #include "fervid/runtime.h"
 #include "fervid/splits.h"
 #include "fervid/train_step.h"
+#include "train/device_batch.h"
 
 namespace fervid {
 
@@ -30,7 +34,7 @@ json augment_json(const AugmentOptions& a) {
   return {{"flip_prob", a.flip_prob},     {"max_rotation_deg", a.max_rotation_deg}, {"min_scale", a.min_scale},
           {"max_scale", a.max_scale},     {"max_shift", a.max_shift},               {"brightness", a.brightness},
           {"contrast", a.contrast},       {"erase_prob", a.erase_prob},             {"erase_min_area", a.erase_min_area},
-          {"erase_max_area", a.erase_max_area}};
+          {"erase_max_area", a.erase_max_area}, {"erase_value", a.erase_value}};
 }
 
 // Reads `key` of `j` into `out` when present; a value of the wrong type names the field.
@@ -56,20 +60,18 @@ AugmentOptions augment_from(const json& j) {
   read(j, "erase_prob", a.erase_prob, "augment.");
   read(j, "erase_min_area", a.erase_min_area, "augment.");
   read(j, "erase_max_area", a.erase_max_area, "augment.");
+  read(j, "erase_value", a.erase_value, "augment.");
   return a;
 }
 
 }  // namespace
 
 json to_json(const TrainConfig& c) {
-  const auto& s = c.source;
   return {{"data", c.data},
-          {"source", {{"format", to_string(s.format)}, {"ferplus", s.ferplus},
-                      {"ferplus_rule", s.ferplus_rule == FerPlusOptions::Labels::kPlurality ? "plurality" : "majority"},
-                      {"soft_targets", s.soft_targets}, {"strict", s.strict}, {"size", s.size},
-                      {"drop_contempt", s.drop_contempt}, {"align", s.align}}},
+          {"source", to_json(c.source)},
           {"train_split", c.train_split}, {"val_split", c.val_split}, {"val_fraction", c.val_fraction},
           {"folds", c.folds}, {"fold", c.fold}, {"max_train_samples", c.max_train_samples},
+          {"expand_15x", c.expand_15x},
           {"model", config_to_json(c.model)},
           {"loss", {{"label_smoothing", c.loss.label_smoothing}, {"lambda_c", c.loss.lambda_c},
                     {"center_alpha", c.loss.center_alpha}, {"gamma", c.loss.gamma}, {"form", to_string(c.loss.form)}}},
@@ -78,33 +80,20 @@ json to_json(const TrainConfig& c) {
           {"batch_size", c.batch_size}, {"epochs", c.epochs}, {"minutes", c.minutes}, {"schedule", c.schedule},
           {"lr_decay", c.lr_decay}, {"step_every", c.step_every}, {"step_gamma", c.step_gamma},
           {"warmup_epochs", c.warmup_epochs}, {"augment", augment_json(c.augment)}, {"seed", c.seed},
-          {"threads", c.threads}, {"run_dir", c.run_dir}};
+          {"threads", c.threads}, {"device", c.device}, {"run_dir", c.run_dir}};
 }
 
 TrainConfig train_config_from_json(const json& j) {
   TrainConfig c;
   read(j, "data", c.data);
-  if (j.contains("source")) {
-    const auto& s = j.at("source");
-    std::string format = "auto", rule = "majority";
-    read(s, "format", format, "source.");
-    c.source.format = parse_source_format(format);
-    read(s, "ferplus", c.source.ferplus, "source.");
-    read(s, "ferplus_rule", rule, "source.");
-    if (rule != "majority" && rule != "plurality") throw std::invalid_argument("train config: field 'source.ferplus_rule' is '" + rule + "'");
-    c.source.ferplus_rule = rule == "plurality" ? FerPlusOptions::Labels::kPlurality : FerPlusOptions::Labels::kMajority;
-    read(s, "soft_targets", c.source.soft_targets, "source.");
-    read(s, "strict", c.source.strict, "source.");
-    read(s, "size", c.source.size, "source.");
-    read(s, "drop_contempt", c.source.drop_contempt, "source.");
-    read(s, "align", c.source.align, "source.");
-  }
+  if (j.contains("source")) c.source = data_source_options_from_json(j.at("source"), "train config");
   read(j, "train_split", c.train_split);
   read(j, "val_split", c.val_split);
   read(j, "val_fraction", c.val_fraction);
   read(j, "folds", c.folds);
   read(j, "fold", c.fold);
   read(j, "max_train_samples", c.max_train_samples);
+  read(j, "expand_15x", c.expand_15x);
   if (j.contains("model")) c.model = config_from_json(j.at("model"));
   if (j.contains("loss")) {
     const auto& l = j.at("loss");
@@ -132,6 +121,7 @@ TrainConfig train_config_from_json(const json& j) {
   if (j.contains("augment")) c.augment = augment_from(j.at("augment"));
   read(j, "seed", c.seed);
   read(j, "threads", c.threads);
+  read(j, "device", c.device);
   read(j, "run_dir", c.run_dir);
   return c;
 }
@@ -144,6 +134,7 @@ json to_json(const EpochMetrics& m) {
           {"train_center", m.train_center},
           {"train_separation", m.train_separation},
           {"train_accuracy", m.train_accuracy},
+          {"train_samples", m.train_samples},
           {"val_loss", m.val_loss},
           {"val_accuracy", m.val_accuracy},
           {"seconds", m.seconds},
@@ -163,6 +154,7 @@ EpochMetrics metrics_from(const json& j) {
   m.train_center = j.at("train_center");
   m.train_separation = j.at("train_separation");
   m.train_accuracy = j.at("train_accuracy");
+  m.train_samples = j.value("train_samples", int64_t{0});  // absent in runs of older builds
   m.val_loss = j.at("val_loss");
   m.val_accuracy = j.at("val_accuracy");
   m.seconds = j.at("seconds");
@@ -262,6 +254,7 @@ class Run {
  public:
   Run(TrainConfig config, std::string command) : c_(std::move(config)), command_(std::move(command)) {
     validate(c_);
+    device_ = resolve_device(c_.device);  // before any work: a missing GPU fails here
     configure_runtime(c_.threads);
     auto src_opts = c_.source;
     src_opts.use_cache = true;
@@ -270,10 +263,22 @@ class Run {
     data_ = std::move(opened.data);
     data_key_ = opened.cache_key;
     splits_ = make_splits(c_, data_);
+    if (c_.expand_15x) {
+      expanded_ = expand_dataset_15x(data_, splits_.train);
+      train_indices_.resize(expanded_.size());
+      for (size_t i = 0; i < train_indices_.size(); ++i) train_indices_[i] = i;
+    } else {
+      train_indices_ = splits_.train;
+    }
     torch::manual_seed(c_.seed);
-    net_ = MCSANet(c_.model);
+    net_ = MCSANet(c_.model);  // initialised on the CPU, so every device starts from the same weights
     if (!c_.init_from.empty()) load_weights(c_.init_from, net_);
     loss_ = FerLoss(c_.loss, c_.model.num_classes(), c_.model.embedding_dim());
+    if (!device_.is_cpu()) {
+      net_->to(device_);
+      loss_->to(device_);
+      at::globalContext().setBenchmarkCuDNN(true);  // fixed input shapes: let cuDNN pick its fastest kernels
+    }
     if (c_.optimizer == "sgd") {
       opt_ = std::make_unique<torch::optim::SGD>(
           net_->parameters(), torch::optim::SGDOptions(c_.lr).momentum(c_.momentum).weight_decay(c_.weight_decay));
@@ -297,9 +302,10 @@ class Run {
   void restore() {
     const auto pointer = read_json(c_.run_dir + "/checkpoint.json");
     const std::string dir = c_.run_dir + "/" + pointer.at("dir").get<std::string>();
-    load_weights(dir + "/model.fervid", net_);
-    torch::load(*opt_, dir + "/optimizer.pt");
-    torch::load(loss_, dir + "/loss.pt");
+    load_weights(dir + "/model.fervid", net_);  // copies into the network, wherever it lives
+    // Checkpoints hold CPU tensors; map them onto this run's device.
+    torch::load(*opt_, dir + "/optimizer.pt", device_);
+    torch::load(loss_, dir + "/loss.pt", device_);
     next_epoch_ = pointer.at("epoch").get<int>() + 1;
     elapsed_ = pointer.at("elapsed_seconds").get<double>();
     best_ = pointer.at("best_val_accuracy").get<double>();
@@ -308,16 +314,19 @@ class Run {
   }
 
   TrainResult run(const TrainCallbacks& cb) {
+    const Dataset& train_data = c_.expand_15x ? expanded_ : data_;
+    const bool on_device = !device_.is_cpu();
     LoaderOptions lo;
     lo.batch_size = c_.batch_size;
     lo.shuffle = true;
-    lo.drop_last = c_.batch_size > 1 && splits_.train.size() > static_cast<size_t>(c_.batch_size);
+    lo.drop_last = c_.batch_size > 1 && train_indices_.size() > static_cast<size_t>(c_.batch_size);
     lo.seed = c_.seed;
     lo.augment = c_.augment;
     lo.input_size = c_.model.input_size;
     lo.norm_mean = c_.model.norm_mean;
     lo.norm_std = c_.model.norm_std;
-    BatchLoader loader(data_, splits_.train, lo);
+    if (on_device) detail::defer_to_device(lo, train_data);
+    BatchLoader loader(train_data, train_indices_, lo);
     TrainResult result;
     for (int epoch = next_epoch_; epoch < c_.epochs; ++epoch) {
       if (c_.minutes > 0 && elapsed_ >= c_.minutes * 60) {
@@ -334,16 +343,24 @@ class Run {
       int64_t correct = 0, seen = 0;
       const int64_t batches = loader.batches_per_epoch();
       while (auto b = loader.next()) {
-        const auto step = train_step(net_, loss_, *opt_, b->images, b->labels, b->soft_targets);
+        torch::Tensor images = b->images, labels = b->labels, soft = b->soft_targets;
+        if (on_device) {
+          auto gen = detail::batch_generator(c_.seed, epoch, b->index);
+          images = detail::finish_on_device(images, device_, c_.model.input_size, &c_.augment, &gen, c_.model.norm_mean,
+                                            c_.model.norm_std);
+          labels = labels.to(device_);
+          if (soft.defined()) soft = soft.to(device_);
+        }
+        const auto step = train_step(net_, loss_, *opt_, images, labels, soft);
         const auto& parts = step.loss;
-        const auto n = b->labels.size(0);
+        const auto n = labels.size(0);
         seen += n;
         sum_loss += parts.total.item<double>() * static_cast<double>(n);
         sum_ce += parts.ce.item<double>() * static_cast<double>(n);
         sum_center += parts.center.item<double>() * static_cast<double>(n);
         sum_sep += parts.separation.item<double>() * static_cast<double>(n);
-        correct += step.logits.argmax(1).eq(b->labels).sum().item<int64_t>();
-        if (cb.progress && (b->index % 10 == 0 || b->index + 1 == batches)) {
+        correct += step.logits.argmax(1).eq(labels).sum().item<int64_t>();
+        if (cb.progress) {
           const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           const double rate = static_cast<double>(seen) / std::max(secs, 1e-9);
           const double epoch_left = static_cast<double>((batches - b->index - 1) * c_.batch_size) / rate;
@@ -363,6 +380,7 @@ class Run {
       m.train_center = sum_center / static_cast<double>(seen);
       m.train_separation = sum_sep / static_cast<double>(seen);
       m.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
+      m.train_samples = seen;
       std::tie(m.val_loss, m.val_accuracy) = evaluate_split(net_, data_, splits_.val);
       m.images_per_second = static_cast<double>(seen) / std::max(train_secs, 1e-9);
       m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -371,7 +389,7 @@ class Run {
         best_ = m.val_accuracy;
         best_epoch_ = epoch;
         m.best = true;
-        save_model(c_.run_dir + "/best.fervid", net_, metadata(epoch, m));
+        save_model(c_.run_dir + "/best.fervid", net_, metadata(epoch, m));  // save_model writes CPU tensors
       }
       history_.push_back(m);
       checkpoint(epoch, m);
@@ -398,11 +416,21 @@ class Run {
     return {{"trained_by", "fervid train"}, {"command", command_}, {"epoch", epoch},
             {"val_split", c_.folds > 0 ? "fold " + std::to_string(c_.fold) : c_.val_fraction > 0 ? "random fraction" : c_.val_split},
             {"val_accuracy", m.val_accuracy}, {"data", c_.data}, {"data_key", data_key_}, {"seed", c_.seed},
-            {"train_config", to_json(c_)}};
+            {"device", device_.str()}, {"train_config", to_json(c_)}};
+  }
+
+  // Model, centers and optimizer state on `device` (the parameters keep their identity, so the
+  // optimizer's references and state keys stay valid).
+  void move_state(torch::Device device) {
+    net_->to(device);
+    loss_->to(device);
+    move_optimizer_state(*opt_, device);
   }
 
   // A checkpoint is a folder written completely, then published by renaming checkpoint.json.
+  // Its tensors are CPU tensors whatever the run's device.
   void checkpoint(int epoch, const EpochMetrics& m) {
+    if (!device_.is_cpu()) move_state(torch::kCPU);
     const std::string name = "checkpoint-" + std::to_string(epoch);
     const std::string dir = c_.run_dir + "/" + name;
     fs::remove_all(dir);
@@ -418,9 +446,10 @@ class Run {
     }
     write_json_atomically(c_.run_dir + "/checkpoint.json",
                           {{"dir", name}, {"epoch", epoch}, {"elapsed_seconds", elapsed_}, {"best_val_accuracy", best_},
-                           {"best_epoch", best_epoch_}, {"history", history}});
+                           {"best_epoch", best_epoch_}, {"device", device_.str()}, {"history", history}});
     write_file_atomically(c_.run_dir + "/metrics.jsonl", lines);
     save_model(c_.run_dir + "/last.fervid", net_, metadata(epoch, m));
+    if (!device_.is_cpu()) move_state(device_);
     // The previous checkpoint is no longer referenced.
     for (const auto& e : fs::directory_iterator(c_.run_dir)) {
       const auto f = e.path().filename().string();
@@ -430,9 +459,12 @@ class Run {
 
   TrainConfig c_;
   std::string command_;
+  torch::Device device_{torch::kCPU};
   Dataset data_;
+  Dataset expanded_;                   // the 15x training set (expand_15x), else empty
   std::string data_key_;
   Split2 splits_;
+  std::vector<size_t> train_indices_;  // into data_, or into expanded_
   MCSANet net_{nullptr};
   FerLoss loss_{nullptr};
   std::unique_ptr<torch::optim::Optimizer> opt_;
@@ -444,17 +476,73 @@ class Run {
 
 }  // namespace
 
+Dataset expand_dataset_15x(const Dataset& data, const std::vector<size_t>& indices) {
+  data.check_consistent();
+  if (data.height != data.width) {
+    throw std::invalid_argument("expand_15x: needs square images, the data's are " + std::to_string(data.width) + "x" +
+                                std::to_string(data.height));
+  }
+  constexpr int64_t kVariants = 15;
+  Dataset out;
+  out.height = data.height;
+  out.width = data.width;
+  out.num_classes = data.num_classes;
+  const size_t bytes = data.image_bytes();
+  const size_t k = static_cast<size_t>(data.num_classes);
+  out.pixels.resize(indices.size() * static_cast<size_t>(kVariants) * bytes);
+  out.labels.reserve(indices.size() * kVariants);
+  out.splits.reserve(indices.size() * kVariants);
+  out.subjects.reserve(indices.size() * kVariants);
+  out.origins.reserve(indices.size() * kVariants);
+  if (data.has_soft_targets()) out.soft_targets.reserve(indices.size() * kVariants * k);
+  constexpr size_t kChunk = 256;  // bounds the float copies (256 * 15 images at a time)
+  for (size_t first = 0; first < indices.size(); first += kChunk) {
+    const size_t n = std::min(kChunk, indices.size() - first);
+    auto raw = torch::empty({static_cast<int64_t>(n), 1, data.height, data.width}, torch::kByte);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t s = indices[first + i];
+      if (s >= data.size()) throw std::out_of_range("expand_dataset_15x: sample index " + std::to_string(s) + " out of range");
+      std::memcpy(raw.data_ptr<uint8_t>() + i * bytes, data.image(s), bytes);
+    }
+    // At the data's own size, then stored as gray levels, as the paper's offline copies were.
+    auto expanded = expand_15x(to_unit_float(raw, data.height))
+                        .mul(255.0)
+                        .round()
+                        .clamp(0, 255)
+                        .to(torch::kByte)
+                        .contiguous();
+    std::memcpy(out.pixels.data() + first * static_cast<size_t>(kVariants) * bytes, expanded.data_ptr<uint8_t>(),
+                n * static_cast<size_t>(kVariants) * bytes);
+    for (size_t i = 0; i < n; ++i) {
+      const size_t s = indices[first + i];
+      for (int64_t v = 0; v < kVariants; ++v) {
+        out.labels.push_back(data.labels[s]);
+        out.splits.push_back(data.splits[s]);
+        out.subjects.push_back(data.subjects[s]);
+        out.origins.push_back(data.origins[s] + "#x15-" + std::to_string(v));
+        if (data.has_soft_targets()) {
+          out.soft_targets.insert(out.soft_targets.end(), data.soft_targets.begin() + static_cast<long>(s * k),
+                                  data.soft_targets.begin() + static_cast<long>((s + 1) * k));
+        }
+      }
+    }
+  }
+  out.check_consistent();
+  return out;
+}
+
 TrainResult train(const TrainConfig& config, const std::string& command_line, const TrainCallbacks& callbacks) {
   Run run(config, command_line);
   run.start_fresh();
   return run.run(callbacks);
 }
 
-TrainResult resume_training(const std::string& run_dir, const TrainCallbacks& callbacks) {
+TrainResult resume_training(const std::string& run_dir, const TrainCallbacks& callbacks, const std::string& device) {
   std::ifstream in(run_dir + "/config.json");
   if (!in) throw std::invalid_argument("resume: " + run_dir + " holds no run (config.json missing)");
   auto config = train_config_from_json(json::parse(in));
   config.run_dir = run_dir;
+  if (!device.empty()) config.device = device;
   std::ifstream cmd(run_dir + "/command.txt");
   std::string command;
   std::getline(cmd, command);

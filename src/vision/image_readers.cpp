@@ -87,7 +87,7 @@ class SampleMaker {
     crop_options_.size = faces ? faces->options().preprocess.size : options.size;
     crop_options_.margin = 0.0;  // a crop is already the face
     if (crop_options_.size < 1)
-      throw std::invalid_argument("image readers: size must be >= 1, got " +
+      throw std::invalid_argument("the image side (--size) must be >= 1, got " +
                                   std::to_string(crop_options_.size));
     dataset_.height = dataset_.width = crop_options_.size;
   }
@@ -123,7 +123,14 @@ class SampleMaker {
                 " px)");
         return;
       }
-      face = faces_->prepare(gray, largest_face(boxes)).face;
+      const cv::Rect kept = largest_face(boxes);
+      if (boxes.size() > 1) {
+        report_.note({path, "faces",
+                      std::to_string(boxes.size()) + " faces found; the largest (" + std::to_string(kept.width) +
+                          " x " + std::to_string(kept.height) + " at x " + std::to_string(kept.x) + ", y " +
+                          std::to_string(kept.y) + ") kept"});
+      }
+      face = faces_->prepare(gray, kept).face;
     } else {
       face = preprocess_face(gray, cv::Rect(0, 0, gray.cols, gray.rows), crop_options_);
     }
@@ -141,7 +148,9 @@ class SampleMaker {
   void drop_contempt(const fs::path& file) {
     ++report_.entries_seen;
     report_.skip(
-        {str(file), "class", "contempt is not one of the 7 expressions (dropped, as the paper does)"});
+        {str(file), "class",
+         "contempt is not one of the 7 expressions: dropped, as the paper does (--keep-contempt keeps it, "
+         "unlabelled)"});
   }
 
   Dataset take() { return std::move(dataset_); }
@@ -155,14 +164,16 @@ class SampleMaker {
   Dataset dataset_;
 };
 
-// The label of a class folder; nullopt for a dropped contempt folder; DataError otherwise.
+// The label of a class folder: -1 for a kept (unlabelled) contempt folder, nullopt for a
+// dropped one; DataError otherwise.
 std::optional<int> class_label(const fs::path& dir, const ImageFolderOptions& options) {
   const std::string name = name_of(dir);
   if (const auto idx = expression_index(name)) return idx;
   if (lower(name) == "contempt") {
+    if (options.keep_contempt) return -1;
     if (options.drop_contempt) return std::nullopt;
     throw DataError(str(dir) + ": class folder 'contempt' is not one of the 7 expressions (" +
-                    class_names_list() + "); set drop_contempt to drop it");
+                    class_names_list() + "); by default its images are dropped, as the paper does");
   }
   throw DataError(str(dir) + ": class folder '" + name + "' is not an expression we know (" +
                   class_names_list() + ", or the CK+ / Kaggle spellings)");
@@ -191,38 +202,89 @@ void collect_classes(const fs::path& dir, Split split, const ImageFolderOptions&
   }
 }
 
-// Either layout (see read_image_folder); entries in a deterministic order.
+// The first dot-separated part of a JAFFE name ("KA" in "KA.AN1.39.tiff").
+std::string jaffe_subject(const std::string& name) { return name.substr(0, name.find('.')); }
+
+// <dir>/<image> with labels from JAFFE file names; folders beside the images are noted, not read.
+void collect_flat(const fs::path& dir, Split split, SampleMaker& maker, std::vector<Entry>& entries,
+                  ReadReport& report) {
+  for (const auto& sub : list(dir, true)) {
+    report.note({str(sub), "folder",
+                 "not read: " + str(dir) +
+                     " holds images at its top level, so it is read as a flat folder (labels from JAFFE "
+                     "file names such as KA.AN1.39.tiff; for labelled folders, keep only class folders "
+                     "such as happy/ and sad/ there) and its sub-folders are ignored"});
+  }
+  std::vector<std::string> subjects;
+  const size_t first = entries.size();
+  for (const auto& img : list_images(dir)) {
+    const std::string name = name_of(img);
+    const auto label = jaffe_label(name);
+    if (!label) {
+      maker.reject(str(img), "name",
+                   "has no JAFFE expression code (AN, DI, FE, HA, NE, SA or SU, as in KA.AN1.39.tiff), which "
+                   "a flat folder takes its labels from");
+      continue;
+    }
+    entries.push_back({img, *label, split});
+    subjects.push_back(jaffe_subject(name));
+  }
+  // Subject ids: the subjects' names in byte order, numbered from 0 (deterministic).
+  std::vector<std::string> sorted = subjects;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  for (size_t i = 0; i < subjects.size(); ++i) {
+    entries[first + i].subject = static_cast<int32_t>(
+        std::lower_bound(sorted.begin(), sorted.end(), subjects[i]) - sorted.begin());
+  }
+}
+
+// One split's folder: flat when it holds images, else class folders.
+void collect_split(const fs::path& dir, Split split, const ImageFolderOptions& options, SampleMaker& maker,
+                   std::vector<Entry>& entries, ReadReport& report) {
+  if (!list_images(dir).empty()) {
+    collect_flat(dir, split, maker, entries, report);
+  } else {
+    collect_classes(dir, split, options, maker, entries);
+  }
+}
+
+// Any layout (see read_image_folder); entries in a deterministic order.
 std::vector<Entry> collect_folder(const std::string& root_name, const ImageFolderOptions& options,
-                                  SampleMaker& maker) {
+                                  SampleMaker& maker, ReadReport& report) {
   const fs::path root = fs::u8path(root_name);
   require_folder(root, "dataset folder");
   const auto dirs = list(root, true);
-  if (dirs.empty()) throw DataError(root_name + ": empty folder (no split or class folders)");
-  const bool split_layout = std::any_of(
-      dirs.begin(), dirs.end(), [](const fs::path& d) { return parse_split(name_of(d)).has_value(); });
+  const bool has_images = !list_images(root).empty();
+  if (dirs.empty() && !has_images) {
+    throw DataError(root_name +
+                    ": empty folder (no images, no class folders such as happy/, no split folders such as "
+                    "train/)");
+  }
+  const bool split_layout = !has_images && std::any_of(dirs.begin(), dirs.end(), [](const fs::path& d) {
+    return parse_split(name_of(d)).has_value();
+  });
   std::vector<Entry> entries;
   if (!split_layout) {
-    if (!options.split) {
-      throw DataError(root_name +
-                      ": class folders without split folders (train/, val/, test/): give "
-                      "ImageFolderOptions::split");
-    }
-    collect_classes(root, *options.split, options, maker, entries);
+    collect_split(root, options.split.value_or(Split::kTraining), options, maker, entries, report);
     return entries;
   }
   bool matched = false;
+  std::string present;
   for (const auto& d : dirs) {
     const auto split = parse_split(name_of(d));
     if (!split) {
       throw DataError(str(d) + ": folder '" + name_of(d) +
                       "' is not a split (train, val, valid, test, ...) but " + "its sibling folders are");
     }
+    present += (present.empty() ? "" : ", ") + name_of(d);
     if (options.split && *split != *options.split) continue;
     matched = true;
-    collect_classes(d, *split, options, maker, entries);
+    collect_split(d, *split, options, maker, entries, report);
   }
   if (!matched) {
-    throw DataError(root_name + ": no folder for split " + std::string(to_string(*options.split)));
+    throw DataError(root_name + ": no folder for split " + std::string(to_string(*options.split)) +
+                    " (its split folders: " + present + ")");
   }
   return entries;
 }
@@ -250,18 +312,40 @@ int32_t ckplus_frame_subject(const std::string& name) {
 
 }  // namespace
 
+std::optional<int> jaffe_label(const std::string& file_name) {
+  const auto dot = file_name.find('.');
+  if (dot == std::string::npos || dot == 0) return std::nullopt;
+  const auto end = file_name.find('.', dot + 1);
+  if (end == std::string::npos) return std::nullopt;  // "<subject>.<code>" then at least an extension
+  const std::string part = file_name.substr(dot + 1, end - dot - 1);
+  if (part.size() < 2 ||
+      !std::all_of(part.begin() + 2, part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+    return std::nullopt;
+  // JAFFE's codes, mapped by name through the one table of class names.
+  static const std::pair<const char*, const char*> kCodes[] = {{"an", "angry"}, {"di", "disgust"}, {"fe", "fear"},
+                                                               {"ha", "happy"}, {"ne", "neutral"}, {"sa", "sad"},
+                                                               {"su", "surprise"}};
+  const std::string code = lower(part.substr(0, 2));
+  for (const auto& [c, name] : kCodes) {
+    if (code == c) return expression_index(name);
+  }
+  return std::nullopt;
+}
+
 Dataset read_image_folder(const std::string& root, const ImageFolderOptions& options, ReadReport* report) {
   ReadReport local;
-  SampleMaker maker(options, nullptr, report ? *report : local);
-  for (const auto& e : collect_folder(root, options, maker)) maker.add(e);
+  ReadReport& rep = report ? *report : local;
+  SampleMaker maker(options, nullptr, rep);
+  for (const auto& e : collect_folder(root, options, maker, rep)) maker.add(e);
   return maker.take();
 }
 
 Dataset read_photo_folder(const std::string& root, const FacePipeline& faces,
                           const ImageFolderOptions& options, ReadReport* report) {
   ReadReport local;
-  SampleMaker maker(options, &faces, report ? *report : local);
-  for (const auto& e : collect_folder(root, options, maker)) maker.add(e);
+  ReadReport& rep = report ? *report : local;
+  SampleMaker maker(options, &faces, rep);
+  for (const auto& e : collect_folder(root, options, maker, rep)) maker.add(e);
   return maker.take();
 }
 
@@ -287,7 +371,7 @@ Dataset read_ckplus48(const std::string& root, const ImageFolderOptions& options
 Dataset read_ckplus(const std::string& root, const FacePipeline* faces, const CkPlusOptions& options,
                     ReadReport* report) {
   if (options.frames_per_sequence < 1) {
-    throw std::invalid_argument("read_ckplus: frames_per_sequence must be >= 1, got " +
+    throw std::invalid_argument("--frames-per-sequence must be >= 1, got " +
                                 std::to_string(options.frames_per_sequence));
   }
   ReadReport local;
@@ -347,12 +431,14 @@ Dataset read_ckplus(const std::string& root, const FacePipeline* faces, const Ck
         for (size_t i = frames.size() - n; i < frames.size(); ++i) {
           if (label) {
             picked.push_back({frames[i], *label, split, subject});
+          } else if (fo.keep_contempt) {
+            picked.push_back({frames[i], -1, split, subject});
           } else if (fo.drop_contempt) {
             maker.drop_contempt(frames[i]);
           } else {
             throw DataError(where +
-                            ": emotion code 2 (contempt) is not one of the 7 expressions; set drop_contempt "
-                            "to drop it");
+                            ": emotion code 2 (contempt) is not one of the 7 expressions; by default its "
+                            "frames are dropped, as the paper does");
           }
         }
         for (const auto& e : picked) maker.add(e);

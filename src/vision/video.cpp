@@ -72,6 +72,12 @@ void VideoOptions::validate() const {
   require(follow_patch >= 8 && follow_patch <= 256, "follow_patch", "in [8, 256]", str(follow_patch));
   require(min_follow_score >= -1.0 && min_follow_score <= 1.0, "min_follow_score", "in [-1, 1]",
           str(min_follow_score));
+  require(max_entries >= 1, "max_entries", ">= 1", str(max_entries));
+  try {
+    scan.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("VideoOptions::scan: ") + e.what());
+  }
 }
 
 void ema_smooth(std::vector<float>& s, const std::vector<float>& p, double a) {
@@ -125,8 +131,13 @@ struct VideoSession::Impl {
   };
   enum class Seen : uint8_t { kNo, kDetected, kFollowed };
 
-  Impl(const Analyzer& a, VideoOptions o) : analyzer(&a), options(o) {
+  Impl(const Analyzer& a, VideoOptions o) : analyzer(&a), options(std::move(o)) {
     options.validate();
+    const auto& cascade = a.pipeline().detector().options().cascade_path;
+    if (!options.scan.cascade_path.empty() && options.scan.cascade_path != cascade) {
+      throw std::invalid_argument("VideoOptions::scan: cascade_path " + options.scan.cascade_path +
+                                  " is not the Analyzer's (" + cascade + "); leave it empty");
+    }
     if (options.full_scan_every > 1) {
       auto d = a.pipeline().detector().options();
       d.min_face_size = static_cast<int>(std::lround(kLocalFaceSide * kLocalMinFace));
@@ -284,6 +295,10 @@ struct VideoSession::Impl {
       e.label = f.label;
       e.smoothed = f.smoothed;
       tl.entries.push_back(std::move(e));
+      if (static_cast<int64_t>(tl.entries.size()) > options.max_entries) {
+        tl.entries.pop_front();
+        ++tl.entries_dropped;
+      }
     }
   }
 
@@ -326,7 +341,7 @@ struct VideoSession::Impl {
       ++stats.detection_frames;
       if (full) ++stats.full_scans;
       const auto t0 = clock::now();
-      const auto found = full ? analyzer->detect(gray) : detect_locally(gray);
+      const auto found = full ? analyzer->pipeline().detector().detect(gray, options.scan) : detect_locally(gray);
       stats.detect_s += seconds_since(t0);
       // Greedy matching: confirmed tracks before tentative ones, then the highest IoU first
       // (ties: lower track index, then lower detection index).
@@ -440,7 +455,7 @@ struct VideoSession::Impl {
 };
 
 VideoSession::VideoSession(const Analyzer& analyzer, VideoOptions options)
-    : impl_(std::make_unique<Impl>(analyzer, options)) {}
+    : impl_(std::make_unique<Impl>(analyzer, std::move(options))) {}
 VideoSession::~VideoSession() = default;
 VideoSession::VideoSession(VideoSession&&) noexcept = default;
 VideoSession& VideoSession::operator=(VideoSession&&) noexcept = default;

@@ -161,16 +161,73 @@ TEST_F(VideoCli, PrintsATableForPeopleAndStopsAtMaxFrames) {
 }
 
 TEST_F(VideoCli, LoopReplaysTheFileAndLogsMemory) {
-  // A fraction of a minute: the replay and the summary fields, not the minute log.
+  // 2.4 s of replays, resident memory sampled every 0.5 s: four real samples.
   const auto r = run("--threads 1 video " + (*dir_ / "clip.avi").string() + model() +
-                         " --every 6 --loop-minutes 0.04 --json",
+                         " --every 6 --loop-minutes 0.04 --memory-every 0.5 --json",
                      *dir_);
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   const auto j = nlohmann::json::parse(r.out);
-  EXPECT_TRUE(j.at("rss_mb_by_minute").is_array());
   EXPECT_GE(j.at("seconds").get<double>(), 0.04 * 60 * 0.99);
   EXPECT_GE(j.at("passes").get<int>(), 2) << "2.4 s is several passes of 24 frames";
   EXPECT_GT(j.at("frames").get<int>(), kFrames);
+  EXPECT_EQ(j.at("memory_every_s").get<double>(), 0.5);
+  const auto rss = j.at("rss_mb_samples").get<std::vector<double>>();
+  const auto at = j.at("rss_sample_s").get<std::vector<double>>();
+  ASSERT_EQ(rss.size(), at.size());
+  // One per 0.5 s passed; a frame slower than 0.5 s (a loaded machine) may skip one.
+  ASSERT_GE(rss.size(), 3u) << j.dump(2);
+  ASSERT_LE(rss.size(), 5u) << j.dump(2);
+  const double peak = j.at("peak_rss_mb").get<double>();
+  for (size_t k = 0; k < rss.size(); ++k) {
+    EXPECT_GT(rss[k], 10) << "sample " << k << ": a process with libtorch and a model resides in more";
+    EXPECT_LE(rss[k], peak + 1) << "sample " << k << " above the peak";
+    EXPECT_LT(rss[k], 4096) << "sample " << k << ": a tiny model on 320x240 frames";
+    EXPECT_GE(at[k], 0.5 * static_cast<double>(k + 1) - 1e-9) << "sample " << k << " too early";
+    if (k > 0) {
+      EXPECT_GT(at[k], at[k - 1]);
+    }
+  }
+  // The default interval is a minute: none in 2.4 s.
+  const auto d = run("--threads 1 video " + (*dir_ / "clip.avi").string() + model() +
+                         " --every 6 --loop-minutes 0.04 --json",
+                     *dir_);
+  ASSERT_EQ(d.status, 0) << d.out << d.err;
+  const auto dj = nlohmann::json::parse(d.out);
+  EXPECT_EQ(dj.at("memory_every_s").get<double>(), 60.0);
+  EXPECT_TRUE(dj.at("rss_mb_samples").empty());
+}
+
+TEST_F(VideoCli, MemoryIntervalMustBePositive) {
+  const auto r = run("video " + (*dir_ / "clip.avi").string() + model() + " --memory-every 0", *dir_);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("--memory-every"), std::string::npos) << r.err;
+}
+
+TEST_F(VideoCli, ScanPresetsAndDetectionFlags) {
+  auto scan_of = [&](const std::string& flags) {
+    const auto r = run("--threads 1 video " + (*dir_ / "clip.avi").string() + model() + " --max-frames 2 --json " +
+                           flags,
+                       *dir_);
+    EXPECT_EQ(r.status, 0) << flags << ": " << r.err;
+    return r.status == 0 ? nlohmann::json::parse(r.out).at("scan") : nlohmann::json();
+  };
+  const auto video = scan_of("");
+  EXPECT_EQ(video.at("preset"), "video");
+  EXPECT_EQ(video.at("min_face"), 40);
+  EXPECT_EQ(video.at("neighbors"), 2);
+  EXPECT_EQ(video.at("scale_to_min_face"), true);
+  const auto photo = scan_of("--scan photo");
+  EXPECT_EQ(photo.at("min_face"), 30);
+  EXPECT_EQ(photo.at("neighbors"), 6);
+  EXPECT_EQ(photo.at("scale_to_min_face"), false);
+  // Detection flags adjust either preset.
+  const auto photo50 = scan_of("--scan photo --min-face 50");
+  EXPECT_EQ(photo50.at("min_face"), 50);
+  EXPECT_EQ(photo50.at("neighbors"), 6);
+  EXPECT_EQ(scan_of("--neighbors 4").at("neighbors"), 4);
+  const auto r = run("video " + (*dir_ / "clip.avi").string() + model() + " --scan fast", *dir_);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("--scan"), std::string::npos) << r.err;
 }
 
 TEST_F(VideoCli, MissingFileIsNamed) {
@@ -186,6 +243,36 @@ TEST_F(VideoCli, FileThatIsNotAVideoIsNamed) {
   const auto r = run("video " + fake.string() + model(), *dir_);
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find(fake.string() + ": cannot be opened as a video"), std::string::npos) << r.err;
+  // Only our message: no backend noise (GStreamer's "CRITICAL" dispose warnings) before it.
+  EXPECT_EQ(r.err.find("GStreamer"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("CRITICAL"), std::string::npos) << r.err;
+}
+
+TEST_F(VideoCli, TruncatedAndEmptyMp4AreNamedWithoutBackendNoise) {
+  // A real MPEG-4 file cut after its first 2,000 bytes (the index at the end is gone), and an
+  // empty one.
+  const fs::path whole = *dir_ / "whole.mp4", cut = *dir_ / "cut.mp4", empty = *dir_ / "zero.mp4";
+  {
+    cv::VideoWriter w(whole.string(), cv::VideoWriter::fourcc('m', 'p', '4', 'v'), 15, cv::Size(64, 64));
+    ASSERT_TRUE(w.isOpened());
+    for (int t = 0; t < 30; ++t) w.write(cv::Mat(64, 64, CV_8UC3, cv::Scalar(t * 8, 100, 50)));
+  }
+  std::ifstream in(whole, std::ios::binary);
+  std::string bytes{std::istreambuf_iterator<char>(in), {}};
+  ASSERT_GT(bytes.size(), 2000u);
+  std::ofstream(cut, std::ios::binary) << bytes.substr(0, 2000);
+  std::ofstream(empty, std::ios::binary).flush();
+  for (const auto& f : {cut, empty}) {
+    const auto r = run("video " + f.string() + model(), *dir_);
+    EXPECT_NE(r.status, 0) << f;
+    EXPECT_NE(r.err.find("fervid: error: " + f.string() + ": "), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("GStreamer"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("CRITICAL"), std::string::npos) << r.err;
+  }
+  // The intact file still plays.
+  const auto ok = run("--threads 1 video " + whole.string() + model() + " --json", *dir_);
+  ASSERT_EQ(ok.status, 0) << ok.err;
+  EXPECT_EQ(nlohmann::json::parse(ok.out).at("frames"), 30);
 }
 
 TEST_F(VideoCli, EmptyVideoIsNamed) {

@@ -4,10 +4,15 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <functional>
+#include <set>
 
+#include "fervid/cache.h"
+#include "fervid/data_source.h"
 #include "fervid/image_readers.h"
 #include "fervid/labels.h"
+#include "fervid/vision.h"
 #include "vision_test_util.h"
 
 namespace fervid {
@@ -76,13 +81,18 @@ TEST(ImageFolder, SplitLayoutWithKaggleAndCkSpellings) {
       std::string::npos);
 }
 
-TEST(ImageFolder, ClassLayoutNeedsASplitAndHonoursSize) {
+TEST(ImageFolder, ClassLayoutWithoutSplitFoldersIsTrainingOrTheGivenSplit) {
   TempDir dir;
   const auto& r = dir.path();
   test::write_image(r / "surprise" / "x.png", flat(20, 20, 99));
   test::write_image(r / "neutral" / "y.png", flat(20, 20, 5));
-  const std::string msg = data_error_of([&] { read_image_folder(r.u8string()); });
-  EXPECT_NE(msg.find("give ImageFolderOptions::split"), std::string::npos) << msg;
+  ReadReport rep;
+  const Dataset all = read_image_folder(r.u8string(), {}, &rep);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all.splits[0], Split::kTraining);
+  EXPECT_EQ(all.splits[1], Split::kTraining);
+  EXPECT_EQ(rep.skipped, 0u);
+  EXPECT_TRUE(rep.notes.empty());
   ImageFolderOptions o;
   o.split = Split::kPublicTest;
   o.size = 64;
@@ -119,9 +129,78 @@ TEST(ImageFolder, ContemptIsDroppedAndCountedOrRefused) {
   ASSERT_EQ(rep.issues.size(), 2u);
   EXPECT_EQ(rep.issues[0].field, "class");
   EXPECT_NE(rep.issues[0].where.find("b.png"), std::string::npos);
+  EXPECT_NE(rep.issues[0].message.find("--keep-contempt"), std::string::npos) << rep.issues[0].message;
   o.drop_contempt = false;
   const std::string msg = data_error_of([&] { read_image_folder(dir.path().u8string(), o); });
   EXPECT_NE(msg.find("class folder 'contempt'"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("drop_contempt"), std::string::npos) << "no C++ names in messages: " << msg;
+  // Kept: unlabelled samples, nothing skipped.
+  o.keep_contempt = true;
+  ReadReport kept_rep;
+  const Dataset kept = read_image_folder(dir.path().u8string(), o, &kept_rep);
+  ASSERT_EQ(kept.size(), 3u);
+  EXPECT_EQ(kept_rep.skipped, 0u);
+  EXPECT_EQ(kept.labels[0], -1);  // contempt/ sorts before happy/
+  EXPECT_EQ(kept.labels[1], -1);
+  EXPECT_EQ(kept.labels[2], label_of("happy"));
+  expect_all(kept, 1, 3);
+}
+
+TEST(ImageFolder, JaffeCodes) {
+  EXPECT_EQ(jaffe_label("KA.AN1.39.tiff"), label_of("angry"));
+  EXPECT_EQ(jaffe_label("KL.DI2.171.tiff"), label_of("disgust"));
+  EXPECT_EQ(jaffe_label("KM.FE3.131.tiff"), label_of("fear"));
+  EXPECT_EQ(jaffe_label("KR.HA1.74.tiff"), label_of("happy"));
+  EXPECT_EQ(jaffe_label("MK.NE2.114.tiff"), label_of("neutral"));
+  EXPECT_EQ(jaffe_label("NA.SA3.81.tiff"), label_of("sad"));
+  EXPECT_EQ(jaffe_label("YM.SU1.58.tiff"), label_of("surprise"));
+  EXPECT_EQ(jaffe_label("tm.ha.1.png"), label_of("happy"));  // any case; digits optional
+  EXPECT_EQ(jaffe_label("KA.XX1.39.tiff"), std::nullopt);    // unknown code
+  EXPECT_EQ(jaffe_label("KA.HAPPY.39.tiff"), std::nullopt);  // code then letters
+  EXPECT_EQ(jaffe_label("happy.png"), std::nullopt);
+  EXPECT_EQ(jaffe_label("KA.AN1"), std::nullopt);            // no extension part
+  EXPECT_EQ(jaffe_label(".AN1.39.tiff"), std::nullopt);
+}
+
+TEST(ImageFolder, FlatFolderTakesLabelsAndSubjectsFromJaffeNames) {
+  TempDir dir;
+  const auto& r = dir.path();
+  test::write_image(r / "KA.AN1.39.png", flat(30, 30, 10));
+  test::write_image(r / "YM.HA2.60.png", flat(30, 30, 20));
+  test::write_image(r / "KA.SU1.41.png", flat(30, 30, 30));
+  test::write_image(r / "portrait.png", flat(30, 30, 40));       // no code: counted skip
+  test::write_image(r / "extra" / "KA.NE1.1.png", flat(30, 30, 50));  // beside the images: not read
+  ReadReport rep;
+  const Dataset ds = read_image_folder(r.u8string(), {}, &rep);
+  ds.check_consistent();
+  ASSERT_EQ(ds.size(), 3u);
+  EXPECT_EQ(rep.entries_seen, 4u);
+  ASSERT_EQ(rep.skipped, 1u);
+  EXPECT_EQ(rep.issues[0].where, (r / "portrait.png").u8string());
+  EXPECT_EQ(rep.issues[0].field, "name");
+  EXPECT_NE(rep.issues[0].message.find("no JAFFE expression code"), std::string::npos) << rep.issues[0].message;
+  ASSERT_EQ(rep.notes.size(), 1u);
+  EXPECT_EQ(rep.notes[0].where, (r / "extra").u8string());
+  EXPECT_EQ(rep.notes[0].field, "folder");
+  // Byte order of names: KA.AN1, KA.SU1, YM.HA2; subjects KA -> 0, YM -> 1.
+  EXPECT_EQ(ds.labels[0], label_of("angry"));
+  EXPECT_EQ(ds.labels[1], label_of("surprise"));
+  EXPECT_EQ(ds.labels[2], label_of("happy"));
+  EXPECT_EQ(ds.subjects, (std::vector<int32_t>{0, 0, 1}));
+  EXPECT_EQ(ds.splits[2], Split::kTraining);
+  expect_all(ds, 2, 20);
+  // Strict: the unnamed image is an error naming it.
+  ImageFolderOptions strict;
+  strict.strict = true;
+  const std::string msg = data_error_of([&] { read_image_folder(r.u8string(), strict); });
+  EXPECT_NE(msg.find((r / "portrait.png").u8string() + ": field 'name'"), std::string::npos) << msg;
+  // A flat split folder: train/<image>.
+  TempDir split_dir;
+  test::write_image(split_dir.path() / "test" / "KA.FE1.2.png", flat(30, 30, 60));
+  const Dataset split_ds = read_image_folder(split_dir.path().u8string());
+  ASSERT_EQ(split_ds.size(), 1u);
+  EXPECT_EQ(split_ds.splits[0], Split::kPrivateTest);
+  EXPECT_EQ(split_ds.labels[0], label_of("fear"));
 }
 
 TEST(ImageFolder, EmptyFoldersAreErrorsNamingThem) {
@@ -131,7 +210,7 @@ TEST(ImageFolder, EmptyFoldersAreErrorsNamingThem) {
   EXPECT_NE(msg.find(root.u8string() + ": dataset folder not found"), std::string::npos) << msg;
   std::filesystem::create_directories(root);
   msg = data_error_of([&] { read_image_folder(root.u8string()); });
-  EXPECT_NE(msg.find(root.u8string() + ": empty folder"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(root.u8string() + ": empty folder (no images, no class folders"), std::string::npos) << msg;
   std::filesystem::create_directories(root / "train");
   msg = data_error_of([&] { read_image_folder(root.u8string()); });
   EXPECT_NE(msg.find((root / "train").u8string() + ": no class folders"), std::string::npos) << msg;
@@ -278,6 +357,32 @@ TEST_F(CkPlusOriginal, FirstFrameAsNeutralAndStrictMode) {
   o.folder.drop_contempt = false;
   const std::string msg2 = data_error_of([&] { read_ckplus(root_.u8string(), nullptr, o); });
   EXPECT_NE(msg2.find("contempt"), std::string::npos) << msg2;
+  EXPECT_EQ(msg2.find("drop_contempt"), std::string::npos) << msg2;
+}
+
+TEST_F(CkPlusOriginal, FramesPerSequenceAndKeptContempt) {
+  CkPlusOptions o;
+  o.frames_per_sequence = 2;
+  o.folder.keep_contempt = true;
+  ReadReport rep;
+  const Dataset ds = read_ckplus(root_.u8string(), nullptr, o, &rep);
+  // S005: frames 5, 6 (disgust); S010: frames 3, 4 (contempt, kept unlabelled).
+  ASSERT_EQ(ds.size(), 4u);
+  EXPECT_EQ(ds.labels[0], label_of("disgust"));
+  expect_all(ds, 0, 50);
+  expect_all(ds, 1, 60);
+  EXPECT_EQ(ds.labels[2], -1);
+  EXPECT_EQ(ds.labels[3], -1);
+  expect_all(ds, 3, 104);
+  EXPECT_EQ(ds.subjects[3], 10);
+  EXPECT_EQ(rep.skipped, 2u);  // the bad label file and the label without frames
+  o.frames_per_sequence = 0;
+  try {
+    read_ckplus(root_.u8string(), nullptr, o);
+    ADD_FAILURE() << "frames_per_sequence 0 accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--frames-per-sequence must be >= 1, got 0"), std::string::npos) << e.what();
+  }
 }
 
 TEST(CkPlusOriginalLayout, MissingFoldersAreErrors) {
@@ -288,6 +393,110 @@ TEST(CkPlusOriginalLayout, MissingFoldersAreErrors) {
   std::filesystem::create_directories(dir.path() / "Emotion");
   msg = data_error_of([&] { read_ckplus(dir.path().u8string(), nullptr); });
   EXPECT_NE(msg.find("no *_emotion.txt label files"), std::string::npos) << msg;
+}
+
+// ---- photo folders and the cache key of detected sources --------------------------------------
+
+// The demo portrait's head and shoulders (its face, 92 px in the 512 px image, fills about half
+// of this 180 px square), resized to `side` pixels.
+cv::Mat portrait(int side) {
+  const cv::Mat a = read_image(std::string(FERVID_EXAMPLES_DIR) + "/astronaut.png");
+  cv::Mat out;
+  cv::resize(a(cv::Rect(128, 20, 180, 180)), out, cv::Size(side, side), 0, 0, cv::INTER_AREA);
+  return out;
+}
+
+// Two portraits side by side on gray: a 200 px one at x 0, a 140 px one at x 260.
+cv::Mat two_portraits() {
+  cv::Mat canvas(220, 420, CV_8UC3, cv::Scalar(128, 128, 128));
+  portrait(200).copyTo(canvas(cv::Rect(0, 10, 200, 200)));
+  portrait(140).copyTo(canvas(cv::Rect(260, 40, 140, 140)));
+  return canvas;
+}
+
+TEST(PhotoFolder, SeveralFacesAreNotedNoFaceIsSkippedBothNamed) {
+  TempDir dir;
+  const auto& r = dir.path();
+  test::write_image(r / "KA.HA1.1.png", two_portraits());
+  test::write_image(r / "KA.SA1.2.png", portrait(160));
+  test::write_image(r / "KB.NE1.3.png", flat(160, 160, 128));  // no face
+  const FacePipeline pipeline;
+  ASSERT_EQ(pipeline.detector().detect(two_portraits()).size(), 2u) << "the fixture needs two faces";
+  ReadReport rep;
+  const Dataset ds = read_photo_folder(r.u8string(), pipeline, {}, &rep);
+  ASSERT_EQ(ds.size(), 2u);
+  EXPECT_EQ(ds.labels[0], label_of("happy"));
+  EXPECT_EQ(ds.labels[1], label_of("sad"));
+  ASSERT_EQ(rep.skipped, 1u);
+  EXPECT_EQ(rep.issues[0].where, (r / "KB.NE1.3.png").u8string());
+  EXPECT_EQ(rep.issues[0].field, "face");
+  EXPECT_EQ(rep.skipped_by_field.at("face"), 1u);
+  ASSERT_EQ(rep.notes.size(), 1u);
+  EXPECT_EQ(rep.notes[0].where, (r / "KA.HA1.1.png").u8string());
+  EXPECT_EQ(rep.notes[0].field, "faces");
+  EXPECT_NE(rep.notes[0].message.find("2 faces found; the largest"), std::string::npos) << rep.notes[0].message;
+  EXPECT_EQ(rep.notes_by_field.at("faces"), 1u);
+  // The kept face is the larger (left) one: what the pipeline makes of it.
+  const auto boxes = pipeline.detector().detect(two_portraits());
+  const cv::Rect big = largest_face(boxes);
+  EXPECT_LT(big.x, 200);
+  const cv::Mat expected = pipeline.prepare(two_portraits(), big).face;
+  EXPECT_EQ(std::memcmp(expected.data, ds.image(0), ds.image_bytes()), 0);
+}
+
+TEST(DataSourceRecipe, EveryDetectionAndCropSettingChangesTheKey) {
+  DataSourceOptions base;
+  const auto photos = data_source_recipe(SourceFormat::kPhotos, base);
+  std::vector<std::function<void(DataSourceOptions&)>> changes = {
+      [](DataSourceOptions& o) { o.min_face = 31; },     [](DataSourceOptions& o) { o.max_face = 500; },
+      [](DataSourceOptions& o) { o.neighbors = 7; },     [](DataSourceOptions& o) { o.scale_step = 1.2; },
+      [](DataSourceOptions& o) { o.detect_side = 320; }, [](DataSourceOptions& o) { o.margin = 0.25; },
+      [](DataSourceOptions& o) { o.align = true; },      [](DataSourceOptions& o) { o.size = 64; },
+      [](DataSourceOptions& o) { o.keep_contempt = true; }};
+  std::set<std::string> seen = {photos};
+  for (const auto& change : changes) {
+    DataSourceOptions o = base;
+    change(o);
+    const auto r = data_source_recipe(SourceFormat::kPhotos, o);
+    EXPECT_TRUE(seen.insert(r).second) << r;
+  }
+  // Defaults are written out, so a changed default in vision.h changes the key too.
+  const FaceDetectorOptions d;
+  EXPECT_NE(photos.find("min_face=" + std::to_string(d.min_face_size)), std::string::npos) << photos;
+  EXPECT_NE(photos.find("neighbors=" + std::to_string(d.min_neighbors)), std::string::npos) << photos;
+  // CK+'s own options.
+  DataSourceOptions ck = base;
+  const auto ck0 = data_source_recipe(SourceFormat::kCkPlus, ck);
+  ck.frames_per_sequence = 2;
+  EXPECT_NE(data_source_recipe(SourceFormat::kCkPlus, ck), ck0);
+  ck.frames_per_sequence.reset();
+  ck.first_frame_neutral = true;
+  EXPECT_NE(data_source_recipe(SourceFormat::kCkPlus, ck), ck0);
+}
+
+TEST(DataSourceRecipe, APhotoFolderIsRebuiltWhenADetectorSettingChanges) {
+  TempDir dir;
+  const auto root = dir.path() / "photos";
+  test::write_image(root / "KA.SA1.2.png", portrait(160));
+  DataSourceOptions o;
+  o.format = SourceFormat::kPhotos;
+  o.use_cache = true;
+  o.cache_dir = (dir.path() / "cache").u8string();
+  const auto a = open_data_source(root.u8string(), o);
+  ASSERT_EQ(a.data.size(), 1u);
+  EXPECT_FALSE(a.cache_hit);
+  EXPECT_TRUE(open_data_source(root.u8string(), o).cache_hit);
+  o.margin = 0.3;
+  const auto b = open_data_source(root.u8string(), o);
+  EXPECT_FALSE(b.cache_hit);
+  ASSERT_EQ(b.data.size(), 1u);
+  EXPECT_NE(b.data.pixels, a.data.pixels) << "a wider margin frames the face differently";
+  o.margin.reset();
+  o.min_face = 200;  // larger than the face: nothing found, and not the cached sample
+  const auto c = open_data_source(root.u8string(), o);
+  EXPECT_FALSE(c.cache_hit);
+  EXPECT_EQ(c.data.size(), 0u);
+  EXPECT_EQ(c.report.skipped_by_field.at("face"), 1u);
 }
 
 }  // namespace

@@ -400,6 +400,78 @@ TEST_F(Video, TimelineCountsEveryFrameAndSummarises) {
   }
 }
 
+TEST_F(Video, EntriesAreOffByDefaultAndCappedWhenKept) {
+  // A library session over a long call must not grow with every frame: by default only the
+  // running sums are kept; with keep_entries, the latest max_entries frames per track.
+  EXPECT_FALSE(VideoOptions{}.keep_entries);
+  const cv::Mat bg = background();
+  for (const bool keep : {false, true}) {
+    VideoOptions o;
+    o.min_hits = 1;
+    if (keep) {
+      o.keep_entries = true;
+      o.max_entries = 3;
+    }
+    VideoSession session(*analyzer_, o);
+    std::vector<TrackedFace> seen;
+    for (int t = 0; t < 7; ++t) {
+      const auto faces = session.process(with_face(bg.clone(), {40 + 2 * t, 40}), t * 0.1);
+      ASSERT_EQ(faces.size(), 1u) << "frame " << t;
+      seen.push_back(faces[0]);
+    }
+    ASSERT_EQ(session.timelines().size(), 1u);
+    const auto& tl = session.timelines()[0];
+    EXPECT_EQ(tl.frames, 7) << "the running sums count every frame either way";
+    if (!keep) {
+      EXPECT_TRUE(tl.entries.empty());
+      EXPECT_EQ(tl.entries_dropped, 0);
+      continue;
+    }
+    ASSERT_EQ(tl.entries.size(), 3u);
+    EXPECT_EQ(tl.entries_dropped, 4);
+    const auto& names = analyzer_->class_names();
+    for (size_t k = 0; k < 3; ++k) {
+      const size_t t = 4 + k;  // the last three frames, oldest first
+      EXPECT_EQ(tl.entries[k].frame, static_cast<int64_t>(t));
+      EXPECT_EQ(frame_record(1, tl.entries[k], names),
+                frame_record(seen[t], static_cast<int64_t>(t), t * 0.1, names));
+    }
+  }
+  VideoOptions bad;
+  bad.max_entries = 0;
+  EXPECT_NE(invalid_argument_of([&] { bad.validate(); }).find("max_entries must be >= 1, got 0"),
+            std::string::npos);
+}
+
+TEST_F(Video, WholeFramesAreScannedWithTheScanOptions) {
+  // The default scan is the video one; the session uses VideoOptions::scan, not the Analyzer's
+  // photo settings: a minimum face larger than the portrait's (about 92 px) finds nothing.
+  const VideoOptions defaults;
+  EXPECT_TRUE(defaults.scan.scale_to_min_face);
+  EXPECT_EQ(defaults.scan.min_face_size, FaceDetectorOptions::video().min_face_size);
+  EXPECT_EQ(defaults.full_scan_every, 1);
+  const cv::Mat frame = with_face(background(), {60, 50});
+  for (const int min_face : {40, 200}) {
+    VideoOptions o;
+    o.min_hits = 1;
+    o.scan.min_face_size = min_face;
+    VideoSession session(*analyzer_, o);
+    const auto faces = session.process(frame, 0.0);
+    ASSERT_EQ(faces.size(), min_face == 40 ? 1u : 0u) << "min face " << min_face;
+    if (!faces.empty()) {
+      EXPECT_GE(box_iou(faces[0].box, truth({60, 50})), 0.5) << faces[0].box;
+    }
+  }
+  VideoOptions bad;
+  bad.scan.scale_factor = 1.0;
+  EXPECT_NE(invalid_argument_of([&] { bad.validate(); }).find("VideoOptions::scan: FaceDetector: scale_factor"),
+            std::string::npos);
+  VideoOptions other;
+  other.scan.cascade_path = "/usr/share/opencv4/lbpcascades/lbpcascade_frontalface.xml";
+  EXPECT_NE(invalid_argument_of([&] { VideoSession s(*analyzer_, other); }).find("lbpcascade_frontalface.xml"),
+            std::string::npos);
+}
+
 TEST_F(Video, RejectsBadFramesAndTimes) {
   VideoSession session(*analyzer_);
   EXPECT_NE(invalid_argument_of([&] { session.process(cv::Mat(), 0); }).find("VideoSession::process"),

@@ -15,9 +15,11 @@ struct AnalyzerFlags {
   bool align = false, flip = false;
   AnalyzerOptions options;
 
-  void add_to(CLI::App* cmd) {
+  // The detection flags set `detector` when given (fervid video: VideoOptions::scan, whose
+  // defaults differ from the photo ones), else the Analyzer's own detector options.
+  void add_to(CLI::App* cmd, FaceDetectorOptions* detector = nullptr) {
     auto* g = "Recognition";
-    auto& d = options.faces.detector;
+    auto& d = detector ? *detector : options.faces.detector;
     cmd->add_option("--model", model, "Model file (default: the shipped model, see `fervid info --model`)")->group(g);
     cmd->add_flag("--align", align, "Rotate each face so the eyes are level (dlib's 68 landmarks)")->group(g);
     cmd->add_flag("--flip", flip, "Average each face's prediction with its mirror image (2x the work)")->group(g);

@@ -13,6 +13,7 @@
 #include "fervid/hash.h"
 #include "fervid/model_io.h"
 #include "fervid/splits.h"
+#include "fervid/train_step.h"
 #ifdef FERVID_WITH_OPENCV
 #include "fervid/plot.h"
 #endif
@@ -22,7 +23,7 @@ namespace fervid::cli {
 namespace {
 
 struct EvalOptions {
-  std::string model, data, format = "auto", ferplus, split = "PrivateTest", tta = "none", out;
+  std::string model, data, format = "auto", ferplus, split = "PrivateTest", tta = "none", out, device = "auto";
   int folds = 0, fold = 0;
   uint64_t seed = 1;
   bool json = false;
@@ -44,8 +45,11 @@ void add_eval_command(CLI::App& app, const GlobalOptions& /*global*/) {
   cmd->add_option("--tta", o->tta, "none | flip | tencrop")->check(CLI::IsMember({"none", "flip", "tencrop"}))->capture_default_str();
   cmd->add_option("--out", o->out, "Folder for report.json and the PNGs (default: eval-<split>-<tta>)");
   cmd->add_flag("--json", o->json, "Print the JSON report instead of a summary");
+  cmd->add_option("--device", o->device, "auto | cpu | cuda | cuda:N (auto: cuda when available)")->capture_default_str();
   cmd->callback([o] {
+    const auto device = resolve_device(o->device);  // an unavailable device fails before any work
     auto model = load_model(o->model);
+    model.net->to(device);
     const auto& cfg = model.net->config();
     DataSourceOptions so;
     so.format = parse_source_format(o->format);
@@ -80,7 +84,8 @@ void add_eval_command(CLI::App& app, const GlobalOptions& /*global*/) {
         {"model_seed", model.metadata.value("seed", nlohmann::json())}, {"data", o->data},
         {"data_sha256", data_is_file ? nlohmann::json(sha256_file(o->data)) : nlohmann::json()},
         {"data_key", src.cache_key}, {"ferplus", o->ferplus}, {"protocol", protocol},
-        {"tta", to_string(tta)}, {"single_crop", tta == Tta::kNone}, {"metrics", to_json(metrics, cfg.classes())}};
+        {"tta", to_string(tta)}, {"single_crop", tta == Tta::kNone}, {"device", device.str()},
+        {"metrics", to_json(metrics, cfg.classes())}};
     write_file_atomically(out + "/report.json", report.dump(2) + "\n");
 #ifdef FERVID_WITH_OPENCV
     const std::string title = fmt::format("{} {} tta={}", std::filesystem::path(o->model).filename().string(), protocol, o->tta);

@@ -7,11 +7,14 @@
 #include <memory>
 #include <sstream>
 #include <algorithm>
+#include <cstdio>
 
 #include "commands.h"
+#include "data_source_flags.h"
 #include "fervid/ablation.h"
 #include "fervid/atomic_file.h"
 #include "fervid/crossval.h"
+#include "fervid/train_step.h"
 #include "fervid/trainer.h"
 #include "progress.h"
 #ifdef FERVID_WITH_OPENCV
@@ -24,12 +27,14 @@ namespace {
 
 struct TrainFlags {
   std::string config_file, resume;
-  std::string data, format = "auto", ferplus, ferplus_rule = "majority";
+  std::string data;
+  DataSourceFlags source;  // --format --ferplus --ferplus-rule --strict --align, detector and CK+ flags
   bool soft_targets = false;
   std::string train_split = "Training", val_split = "PublicTest";
   double val_fraction = 0;
   int folds = 0, fold = 0;
   size_t max_train_samples = 0;
+  bool expand_15x = false;
   std::string variant = "mcsa", multiscale = "auto";
   double width = 0.25, dropout = 0.5;
   int input = 48, reduction = 16;
@@ -41,6 +46,8 @@ struct TrainFlags {
   bool no_augment = false;
   double erase = 0, rotation = 10;
   uint64_t seed = 1;
+  std::string device = "auto";
+  int log_every = 0;
   std::string out;
 };
 
@@ -48,9 +55,7 @@ struct TrainFlags {
 void apply_flags(const TrainFlags& f, CLI::App* cmd, TrainConfig& c) {
   auto given = [&](const char* name) { return cmd->count(name) > 0; };
   if (given("--data")) c.data = f.data;
-  if (given("--format")) c.source.format = parse_source_format(f.format);
-  if (given("--ferplus")) c.source.ferplus = f.ferplus;
-  if (given("--ferplus-rule")) c.source.ferplus_rule = f.ferplus_rule == "plurality" ? FerPlusOptions::Labels::kPlurality : FerPlusOptions::Labels::kMajority;
+  f.source.apply(cmd, c.source);
   if (given("--soft-targets")) c.source.soft_targets = f.soft_targets;
   if (given("--train-split")) c.train_split = f.train_split;
   if (given("--val-split")) c.val_split = f.val_split;
@@ -58,6 +63,7 @@ void apply_flags(const TrainFlags& f, CLI::App* cmd, TrainConfig& c) {
   if (given("--folds")) c.folds = f.folds;
   if (given("--fold")) c.fold = f.fold;
   if (given("--max-train-samples")) c.max_train_samples = f.max_train_samples;
+  if (given("--expand-15x")) c.expand_15x = f.expand_15x;
   if (given("--variant")) c.model.variant = parse_variant(f.variant);
   if (given("--width")) c.model.width = f.width;
   if (given("--input")) c.model.input_size = f.input;
@@ -86,14 +92,25 @@ void apply_flags(const TrainFlags& f, CLI::App* cmd, TrainConfig& c) {
   if (given("--erase")) c.augment.erase_prob = f.erase;
   if (given("--rotation")) c.augment.max_rotation_deg = f.rotation;
   if (given("--seed")) c.seed = f.seed;
+  if (given("--device")) c.device = f.device;
   if (given("--out")) c.run_dir = f.out;
 }
 
-TrainCallbacks console_callbacks(std::shared_ptr<ProgressLine> line, int epochs) {
+// `log_every` > 0: a plain line on stderr every that many batches (logs, and tests that must
+// know how far a run got); else the redrawn progress line.
+TrainCallbacks console_callbacks(std::shared_ptr<ProgressLine> line, int epochs, int log_every = 0) {
   TrainCallbacks cb;
-  cb.progress = [line, epochs](int epoch, int64_t b, int64_t n, double loss, double acc, double rate, double left) {
-    line->show(fmt::format("epoch {}/{} [{}/{}] loss {:.4f} acc {:.1f}% {:.0f} img/s, {} left", epoch + 1, epochs, b, n,
-                           loss, 100 * acc, rate, format_duration(left)));
+  cb.progress = [line, epochs, log_every](int epoch, int64_t b, int64_t n, double loss, double acc, double rate,
+                                          double left) {
+    if (log_every <= 0 && b % 10 != 1 && b != n) return;  // the line needs no more than every 10th batch
+    if (log_every > 0 && b % log_every != 0 && b != n) return;
+    const auto text = fmt::format("epoch {}/{} [{}/{}] loss {:.4f} acc {:.1f}% {:.0f} img/s, {} left", epoch + 1, epochs,
+                                  b, n, loss, 100 * acc, rate, format_duration(left));
+    if (log_every > 0) {
+      std::fprintf(stderr, "%s\n", text.c_str());
+    } else {
+      line->show(text);
+    }
   };
   cb.epoch_end = [line](const std::string& run_dir, const std::vector<EpochMetrics>& h) {
     const auto& m = h.back();
@@ -115,9 +132,7 @@ void register_train_flags(CLI::App* cmd, TrainFlags& flags) {
   cmd->add_option("--out", f->out, "Run folder to create");
   auto* data = "Data";
   cmd->add_option("--data", f->data, "FER2013 CSV, image folder, CK+48, CK+ or photo folder")->group(data);
-  cmd->add_option("--format", f->format, "auto | fer2013 | folder | ckplus48 | ckplus | photos")->group(data);
-  cmd->add_option("--ferplus", f->ferplus, "FER+ votes file: train on FER+ labels")->group(data);
-  cmd->add_option("--ferplus-rule", f->ferplus_rule, "majority | plurality")->group(data);
+  f->source.add_to(cmd, DataSourceFlags::Use::kTrain, data);
   cmd->add_flag("--soft-targets", f->soft_targets, "FER+ vote distributions as soft targets")->group(data);
   cmd->add_option("--train-split", f->train_split, "Training | PublicTest | PrivateTest | all")->group(data);
   cmd->add_option("--val-split", f->val_split, "Validation split (checkpoint choice)")->group(data);
@@ -125,6 +140,9 @@ void register_train_flags(CLI::App* cmd, TrainFlags& flags) {
   cmd->add_option("--folds", f->folds, "Subject-independent folds (CK+); with --fold")->group(data);
   cmd->add_option("--fold", f->fold, "Which fold validates")->group(data);
   cmd->add_option("--max-train-samples", f->max_train_samples, "Seeded subset of the training samples")->group(data);
+  cmd->add_flag("--expand-15x", f->expand_15x,
+                "Train on the paper's offline 15x expansion of the training samples (each image, its mirror "
+                "and a 1.1x zoom, at -10, -5, 0, +5, +10 degrees)")->group(data);
   auto* model = "Model";
   cmd->add_option("--variant", f->variant, "vgg16 | m | mca | msa | mcsa")->group(model)->capture_default_str();
   cmd->add_option("--width", f->width, "Width multiplier")->group(model)->capture_default_str();
@@ -156,6 +174,10 @@ void register_train_flags(CLI::App* cmd, TrainFlags& flags) {
   cmd->add_option("--erase", f->erase, "Random-erasing probability")->group(optim);
   cmd->add_option("--rotation", f->rotation, "Max rotation in degrees")->group(optim);
   cmd->add_option("--seed", f->seed, "Seed: one seed, one run")->group(optim);
+  cmd->add_option("--device", f->device, "auto | cpu | cuda | cuda:N (auto: cuda when available)")
+      ->group(optim)->capture_default_str();
+  cmd->add_option("--log-every", f->log_every, "Print a progress line every N batches (0: one redrawn line)")
+      ->check(CLI::NonNegativeNumber);
 }
 
 // The run configuration: the config file (if any), then every flag the user gave.
@@ -193,15 +215,18 @@ void add_train_command(CLI::App& app, const GlobalOptions& global, const std::st
       run_dir = f->resume;
       std::ifstream in(run_dir + "/config.json");
       const int epochs = in ? nlohmann::json::parse(in).value("epochs", 0) : 0;
-      std::cerr << "resuming " << run_dir << "\n";
-      result = resume_training(run_dir, console_callbacks(line, epochs));
+      const std::string device = cmd->count("--device") ? f->device : "";
+      std::cerr << "resuming " << run_dir << (device.empty() ? "" : " on " + device) << "\n";
+      result = resume_training(run_dir, console_callbacks(line, epochs, f->log_every), device);
     } else {
       auto c = resolve_config(*f, cmd, global);
       if (c.run_dir.empty()) throw std::invalid_argument("train: give --out RUN_DIR (or --resume RUN_DIR)");
       run_dir = c.run_dir;
-      std::cerr << fmt::format("training {} width {} input {} on {} -> {}\n", to_string(c.model.variant), c.model.width,
-                               c.model.input_size, c.data, c.run_dir);
-      result = train(c, command_line, console_callbacks(line, c.epochs));
+      const auto device = resolve_device(c.device);  // an unavailable device fails before any work
+      std::cerr << fmt::format("training {} width {} input {} on {}{} -> {} ({})\n", to_string(c.model.variant),
+                               c.model.width, c.model.input_size, c.data, c.expand_15x ? " (15x expansion)" : "",
+                               c.run_dir, device.str());
+      result = train(c, command_line, console_callbacks(line, c.epochs, f->log_every));
     }
     line->finish();
     nlohmann::json summary = {{"run_dir", run_dir}, {"best_epoch", result.best_epoch + 1},
@@ -224,17 +249,18 @@ void add_cv_command(CLI::App& app, const GlobalOptions& global, const std::strin
   cmd->callback([f, cmd, protocol, &global, command_line] {
     auto c = resolve_config(*f, cmd, global);
     if (c.run_dir.empty()) throw std::invalid_argument("cv: give --out DIR");
+    resolve_device(c.device);  // an unavailable device fails before any work
     const int folds = c.folds > 0 ? c.folds : 10;
     auto line = std::make_shared<ProgressLine>();
     nlohmann::json report = {{"data", c.data}, {"command", command_line}, {"train_config", to_json(c)}};
     std::filesystem::create_directories(c.run_dir);
     if (*protocol != "random") {
-      const auto r = subject_cross_validation(c, folds, c.run_dir, command_line, console_callbacks(line, c.epochs));
+      const auto r = subject_cross_validation(c, folds, c.run_dir, command_line, console_callbacks(line, c.epochs, f->log_every));
       report["subject_cv"] = to_json(r);
       std::cout << fmt::format("subject-independent {}-fold: {:.2f}% +/- {:.2f}%\n", folds, 100 * r.mean, 100 * r.std);
     }
     if (*protocol != "subject") {
-      const auto r = random_split_protocol(c, c.run_dir, command_line, console_callbacks(line, c.epochs));
+      const auto r = random_split_protocol(c, c.run_dir, command_line, console_callbacks(line, c.epochs, f->log_every));
       report["random_split"] = to_json(r);
       std::cout << fmt::format("random 9:1 split: {:.2f}%\n", 100 * r.mean);
     }
@@ -329,7 +355,7 @@ void add_ablate_command(CLI::App& app, const GlobalOptions& global, const std::s
     std::cerr << budget << "\n";
     auto line = std::make_shared<ProgressLine>();
     AblationCallbacks cb;
-    cb.train = console_callbacks(line, c.epochs);
+    cb.train = console_callbacks(line, c.epochs, f->log_every);
     cb.arm_start = [](const AblationArm& arm, int i, int n) {
       std::cerr << fmt::format("[{}/{}] {} ({})\n", i + 1, n, arm.name, arm.group);
     };

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -139,14 +140,16 @@ cv::VideoCapture open_source(const std::string& source, bool camera) {
   const auto p = fs::u8path(source);
   if (!fs::exists(p, ec)) throw DataError(source + ": no such file");
   if (fs::is_directory(p, ec)) throw DataError(source + ": is a folder, not a video file");
-  try {
-    cap.open(source, cv::CAP_ANY);
-  } catch (const cv::Exception& e) {
-    throw DataError(source + ": cannot be opened as a video: " + e.what());
+  // FFmpeg first, then OpenCV's own MJPEG reader; not CAP_ANY, whose GStreamer backend prints
+  // "GStreamer-CRITICAL" lines on stderr for an empty or corrupt file before our error.
+  for (const int api : {cv::CAP_FFMPEG, cv::CAP_OPENCV_MJPEG}) {
+    try {
+      if (cap.open(source, api) && cap.isOpened()) return cap;
+    } catch (const cv::Exception& e) {
+      throw DataError(source + ": cannot be opened as a video: " + e.what());
+    }
   }
-  if (!cap.isOpened())
-    throw DataError(source + ": cannot be opened as a video (not a video, or an unsupported format)");
-  return cap;
+  throw DataError(source + ": cannot be opened as a video (not a video, or an unsupported format)");
 }
 
 std::string top_shares(const TrackSummary& s, const std::vector<std::string>& names, size_t n) {
@@ -168,6 +171,8 @@ void add_video_command(CLI::App& app, const GlobalOptions& /*global*/) {
     bool json = false;
     int64_t max_frames = 0;
     double loop_minutes = 0;
+    double memory_every_s = 60;
+    std::string scan = "video";
     VideoOptions video;
     AnalyzerFlags analyzer;
   };
@@ -184,7 +189,7 @@ void add_video_command(CLI::App& app, const GlobalOptions& /*global*/) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--full-scan-every", f->video.full_scan_every,
                   "Scan the whole frame on every Mth detection only; the others look around the known faces "
-                  "(much faster; new faces are found on full scans)")
+                  "(faster; new faces are then found on full scans only)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--min-hits", f->video.min_hits, "Detections in a row before a new face is shown")
@@ -207,11 +212,21 @@ void add_video_command(CLI::App& app, const GlobalOptions& /*global*/) {
   cmd->add_option("--max-frames", f->max_frames, "Stop after this many frames (0 = the whole video)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--loop-minutes", f->loop_minutes,
-                  "Replay the file from the start until this many minutes have passed (memory-growth check; "
-                  "logs resident memory once a minute)")
+                  "Replay the file from the start until this many minutes have passed (memory-growth check)")
       ->check(CLI::NonNegativeNumber);
-  f->analyzer.add_to(cmd);
-  cmd->callback([f] {
+  cmd->add_option("--memory-every", f->memory_every_s,
+                  "Sample resident memory every this many seconds (the summary's rss_mb samples)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0));
+  cmd->add_option("--scan", f->scan,
+                  "Whole-frame detection settings: video (fast enough for every frame) or photo (those of "
+                  "`fervid predict`: ~4x the time, finds a few more faces near the minimum size); the "
+                  "detection flags below adjust them")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"video", "photo"}));
+  // --min-face, --neighbors, --scale-step, --detect-side: how whole frames are scanned.
+  f->analyzer.add_to(cmd, &f->video.scan);
+  cmd->callback([f, cmd] {
     // Our messages name the input; OpenCV's and FFmpeg's own lines ("moov atom not found") would
     // only repeat them less clearly. A user's OPENCV_FFMPEG_LOGLEVEL is kept.
     cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
@@ -219,6 +234,17 @@ void add_video_command(CLI::App& app, const GlobalOptions& /*global*/) {
     const bool camera = is_camera_index(f->source);
     if (camera && f->loop_minutes > 0)
       throw std::runtime_error("--loop-minutes replays a file; " + f->source + " is a camera");
+    if (f->scan == "photo") {  // the photo settings, with the detection flags given on top
+      FaceDetectorOptions photo;
+      photo.cascade_path.clear();
+      const FaceDetectorOptions& given = f->video.scan;
+      if (cmd->count("--min-face")) photo.min_face_size = given.min_face_size;
+      if (cmd->count("--max-face")) photo.max_face_size = given.max_face_size;
+      if (cmd->count("--neighbors")) photo.min_neighbors = given.min_neighbors;
+      if (cmd->count("--scale-step")) photo.scale_factor = given.scale_factor;
+      if (cmd->count("--detect-side")) photo.max_detect_side = given.max_detect_side;
+      f->video.scan = photo;
+    }
     f->video.validate();
     const int fourcc = f->out.empty() ? 0 : fourcc_for(f->out);
     cv::VideoCapture cap = open_source(f->source, camera);
@@ -253,8 +279,8 @@ void add_video_command(CLI::App& app, const GlobalOptions& /*global*/) {
     int64_t frames = 0, pass_frames = 0, jsonl_lines = 0;
     int passes = 1;
     double time_offset = 0;  // video time of the current pass's start (loops)
-    double next_minute = 60;
-    std::vector<double> rss_by_minute;
+    double next_sample = f->memory_every_s;
+    std::vector<double> rss_samples, sample_s;  // resident MB, and when (s since the start)
     cv::Size size;
     cv::Mat frame;
     for (;;) {
@@ -309,13 +335,13 @@ void add_video_command(CLI::App& app, const GlobalOptions& /*global*/) {
       ++pass_frames;
 
       const double elapsed = seconds_since(t0);
-      if (loop_s > 0) {
-        while (elapsed >= next_minute) {
-          rss_by_minute.push_back(resident_mb());
-          next_minute += 60;
-        }
-        if (elapsed >= loop_s) break;
+      if (elapsed >= next_sample) {
+        rss_samples.push_back(resident_mb());
+        sample_s.push_back(elapsed);
+        // The next multiple of the interval (a frame slower than the interval skips some).
+        next_sample = f->memory_every_s * (std::floor(elapsed / f->memory_every_s) + 1);
       }
+      if (loop_s > 0 && elapsed >= loop_s) break;
       if (seconds_since(last_shown) >= 0.25) {
         last_shown = Clock::now();
         const double rate = frames / elapsed;
@@ -367,6 +393,13 @@ void add_video_command(CLI::App& app, const GlobalOptions& /*global*/) {
                           {"detect_every", vo.detect_every},
                           {"smoothing", vo.smoothing},
                           {"full_scan_every", vo.full_scan_every},
+                          {"scan",
+                           {{"preset", f->scan},
+                            {"min_face", vo.scan.min_face_size},
+                            {"scale_step", vo.scan.scale_factor},
+                            {"neighbors", vo.scan.min_neighbors},
+                            {"scale_to_min_face", vo.scan.scale_to_min_face},
+                            {"detect_side", vo.scan.max_detect_side}}},
                           {"detection_frames", st.detection_frames},
                           {"full_scans", st.full_scans},
                           {"scene_cuts", st.cuts},
@@ -390,7 +423,9 @@ void add_video_command(CLI::App& app, const GlobalOptions& /*global*/) {
         j["jsonl"] = f->jsonl;
         j["jsonl_lines"] = jsonl_lines;
       }
-      if (loop_s > 0) j["rss_mb_by_minute"] = rss_by_minute;
+      j["memory_every_s"] = f->memory_every_s;
+      j["rss_mb_samples"] = rss_samples;
+      j["rss_sample_s"] = sample_s;
       std::cout << j.dump(2) << "\n";
       return;
     }
@@ -433,11 +468,10 @@ void add_video_command(CLI::App& app, const GlobalOptions& /*global*/) {
         frames > 0 ? static_cast<double>(st.faces) / frames : 0.0, output_s * per_frame, st.cuts,
         st.cuts == 1 ? "" : "s");
     std::cout << fmt::format("peak resident memory: {:.0f} MB\n", peak_mb);
-    if (!rss_by_minute.empty()) {
+    if (!rss_samples.empty()) {
       std::string rs;
-      for (size_t i = 0; i < rss_by_minute.size(); ++i)
-        rs += fmt::format("{}{:.0f}", i ? ", " : "", rss_by_minute[i]);
-      std::cout << "resident memory by minute (MB): " << rs << "\n";
+      for (size_t i = 0; i < rss_samples.size(); ++i) rs += fmt::format("{}{:.0f}", i ? ", " : "", rss_samples[i]);
+      std::cout << fmt::format("resident memory every {:g} s (MB): {}\n", f->memory_every_s, rs);
     }
     if (out_file) std::cout << "annotated video: " << f->out << "\n";
     if (jsonl_file) std::cout << fmt::format("timeline: {} ({} lines)\n", f->jsonl, jsonl_lines);
