@@ -36,8 +36,12 @@ LIMITS = """\
   time (the video timeline smooths each face), never to judge, grade or monitor a person.
 - **Faces it never sees.** Faces are found by OpenCV's frontal Haar cascade: profile faces,
   faces smaller than about 30 px (60 px in 1080p frames with the default detection side), and
-  strongly rotated faces are missed, and then get no prediction at all.
-- **Calibration.** Probabilities are reasonably calibrated on FER2013 (ECE below), not on your
+  strongly rotated faces are missed, and then get no prediction at all. On the project's test
+  photos (`$FERVID_DATA/faces`) `fervid predict` finds 27 faces in 24 of 26 photos; it misses
+  the half-visible faces of `obama_partial_face*.jpg` and a bowed head in `obama_and_biden.jpg`.
+  In video, the default scan (faces from 40 px) keeps 77% of what `--scan photo` finds on the
+  hamilton clip: it loses small and very dark faces.
+- **Calibration.** Probabilities are reasonably calibrated on FER2013 (ECE in the table above), not on your
   camera: treat them as scores.
 """
 
@@ -205,9 +209,15 @@ def main():
                 if e["name"] not in what:
                     continue
                 f, p = e["median"]["fervid"]["ms_per_iter"], e["median"]["python"]["ms_per_iter"]
-                L.append(f"| {what[e['name']]} | {lat.get('threads')} | {lat.get('omp_wait_policy')} | {f:.2f} ms | "
+                L.append(f"| {what[e['name']]} | {lat.get('threads')} | {lat.get('omp_wait_policy') or 'ACTIVE (unset)'} | {f:.2f} ms | "
                          f"{p:.2f} ms | {e['ratio_fervid_over_python']:.2f}x | `{os.path.relpath(os.path.abspath(path), ROOT)}` |")
-        L.append("\nOpenMP's default (ACTIVE) busy-waits between operations: fastest on an idle machine, but two "
+        L.append("\nLike for like: in `latency-like-for-like.json` the Python side of the per-face row also folds "
+                 "BatchNorm, runs under `torch.inference_mode()` and does the same uint8 -> normalise -> softmax work; "
+                 "in the two older records its per-face row ran the plain network (favouring fervid). The newer "
+                 "record was taken hours later on this shared host, which then ran both sides about 40% slower "
+                 "(the plain Python forward, unchanged code: 2.36 -> 3.28 ms); compare ratios within one record, "
+                 "and read p50/p90 per call in the JSON.\n")
+        L.append("OpenMP's default (ACTIVE) busy-waits between operations: fastest on an idle machine, but two "
                  "programs doing it on the same cores slow each other down many times over. Set "
                  "OMP_WAIT_POLICY=PASSIVE when fervid shares the CPU (a video call, ctest -j); at batch 1 it then "
                  "runs best with `--threads 1`.\n")
