@@ -11,6 +11,13 @@ using namespace fervid;
 namespace {
 int64_t conv_bn(int64_t k, int64_t in, int64_t out) { return k * k * in * out + 2 * out; }
 
+// VGG16's block widths 64, 128, 256, 512, 512 times the width multiplier, rounded to a multiple
+// of 8 (at least 8).
+void channels(const ModelConfig& c, int64_t ch[5]) {
+  const int base[5] = {64, 128, 256, 512, 512};
+  for (int b = 0; b < 5; ++b) ch[b] = std::max<int64_t>(8, std::lround(base[b] * c.width / 8.0) * 8);
+}
+
 int64_t inception(int64_t in, int64_t out) {
   const int64_t c1 = out / 4, c3 = out / 2, c5 = out / 8, cp = out / 8;
   return conv_bn(1, in, c1) + conv_bn(1, in, c3 / 2) + conv_bn(3, c3 / 2, c3) + conv_bn(1, in, c5) +
@@ -19,9 +26,8 @@ int64_t inception(int64_t in, int64_t out) {
 
 int64_t expected_params(const ModelConfig& c) {
   const int layers[5] = {2, 2, 3, 3, 3};
-  const int base[5] = {64, 128, 256, 512, 512};
   int64_t ch[5];
-  for (int b = 0; b < 5; ++b) ch[b] = std::max<int64_t>(8, std::lround(base[b] * c.width / 8.0) * 8);
+  channels(c, ch);
   const bool fused = c.variant != Variant::kVgg16;
   const bool multiscale = c.multiscale < 0 ? fused : c.multiscale != 0;
   int64_t total = 0, in = 1;
@@ -47,9 +53,8 @@ int64_t expected_params(const ModelConfig& c) {
 // rescaling, GAP) one per element touched.
 int64_t expected_macs(const ModelConfig& c) {
   const int layers[5] = {2, 2, 3, 3, 3};
-  const int base[5] = {64, 128, 256, 512, 512};
   int64_t ch[5];
-  for (int b = 0; b < 5; ++b) ch[b] = std::max<int64_t>(8, std::lround(base[b] * c.width / 8.0) * 8);
+  channels(c, ch);
   const bool fused = c.variant != Variant::kVgg16;
   const bool multiscale = c.multiscale < 0 ? fused : c.multiscale != 0;
   auto conv_bn_macs = [](int64_t k, int64_t in, int64_t out, int64_t side) {

@@ -114,18 +114,7 @@ TEST(FaceDetectionData, FindsEveryHandAnnotatedFace) {
     SCOPED_TRACE(name);
     const cv::Mat img = example(name);
     const auto found = detector.detect(img);
-    EXPECT_EQ(found.size(), faces.size());
-    std::printf("  %-24s %4d x %-4d: %zu found, %zu annotated; IoU", name.c_str(), img.cols, img.rows,
-                found.size(), faces.size());
-    for (const auto& f : faces) {
-      const cv::Rect truth(f.at(0).get<int>(), f.at(1).get<int>(), f.at(2).get<int>(), f.at(3).get<int>());
-      double best = 0.0;
-      for (const auto& d : found) best = std::max(best, box_iou(truth, d));
-      std::printf(" %.2f", best);
-      EXPECT_GE(best, 0.5) << "annotated face (" << truth.x << ", " << truth.y << ", " << truth.width << " x "
-                           << truth.height << ")";
-    }
-    std::printf("\n");
+    test::expect_matches_annotation(name, img, found, faces);
     // Left to right.
     for (size_t i = 1; i < found.size(); ++i) EXPECT_LE(found[i - 1].x, found[i].x);
   }

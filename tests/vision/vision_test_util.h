@@ -5,8 +5,12 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>  // mkdtemp
 
+#include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+
+#include <algorithm>
+#include <cstdio>
 
 #include <cstdint>
 #include <filesystem>
@@ -14,6 +18,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "fervid/vision.h"
 
 namespace fervid::test {
 
@@ -49,6 +55,25 @@ class TempDir {
  private:
   fs::path path_;
 };
+
+// The faces found in one hand-annotated photo (tests/fixtures/face_boxes.json: [x, y, w, h] per
+// face) against its annotation: as many as annotated, and every annotated face overlapped by a
+// detection with IoU >= 0.5. Prints the IoUs for the log.
+inline void expect_matches_annotation(const std::string& name, const cv::Mat& img, const std::vector<cv::Rect>& found,
+                                      const nlohmann::json& faces) {
+  EXPECT_EQ(found.size(), faces.size());
+  std::printf("  %-24s %4d x %-4d: %zu found, %zu annotated; IoU", name.c_str(), img.cols, img.rows, found.size(),
+              faces.size());
+  for (const auto& f : faces) {
+    const cv::Rect truth(f.at(0).get<int>(), f.at(1).get<int>(), f.at(2).get<int>(), f.at(3).get<int>());
+    double best = 0.0;
+    for (const auto& d : found) best = std::max(best, box_iou(truth, d));
+    std::printf(" %.2f", best);
+    EXPECT_GE(best, 0.5) << "annotated face (" << truth.x << ", " << truth.y << ", " << truth.width << " x "
+                         << truth.height << ")";
+  }
+  std::printf("\n");
+}
 
 inline void write_bytes(const fs::path& p, const std::vector<uint8_t>& bytes) {
   fs::create_directories(p.parent_path());
