@@ -30,6 +30,7 @@ TEST(CliData, CheckFer2013Json) {
   EXPECT_EQ(j["blank_images"]["count"], 12);
 }
 
+#ifdef FERVID_WITH_OPENCV  // image sources and PNG output need OpenCV
 TEST(CliData, CheckCkPlus48) {
   auto r = run("data check " + (data_dir() / "ckplus/CK+48").string() + " --json");
   ASSERT_EQ(r.status, 0) << r.out;
@@ -39,7 +40,9 @@ TEST(CliData, CheckCkPlus48) {
   EXPECT_EQ(j["read"]["skipped"], 54);  // contempt
   EXPECT_EQ(j["subjects"], 106);  // of the 118 subjects, 12 posed only contempt (MANIFEST.tsv agrees)
 }
+#endif
 
+#ifdef FERVID_WITH_OPENCV  // image sources and PNG output need OpenCV
 TEST(CliData, PreviewWritesAPng) {
   const auto out = fs::temp_directory_path() / ("fervid_preview_" + std::to_string(::getpid()) + ".png");
   auto r = run("data preview " + (data_dir() / "ckplus/CK+48").string() + " --split all --out " + out.string());
@@ -51,6 +54,7 @@ TEST(CliData, PreviewWritesAPng) {
   EXPECT_GT(fs::file_size(out), 10000u);
   fs::remove(out);
 }
+#endif
 
 TEST(CliData, BadSourcesFailNamingThem) {
   auto r = run("data check /no/such/fer.csv");
@@ -117,6 +121,7 @@ TEST(CliData, FerPlusTextReportOnSmallFiles) {
   fs::remove_all(dir);
 }
 
+#ifdef FERVID_WITH_OPENCV  // image sources and PNG output need OpenCV
 // An unlabelled photo folder (the face_recognition examples): read, not refused; every image
 // is a counted skip naming it, and the sub-folder that was not read is said.
 TEST(CliData, PhotoFolderWithoutLabelsIsReportedNotRefused) {
@@ -133,7 +138,9 @@ TEST(CliData, PhotoFolderWithoutLabelsIsReportedNotRefused) {
   for (const auto& issue : j["read"]["issues"]) named |= issue["where"] == (examples / "two_people.jpg").string();
   EXPECT_TRUE(named);
 }
+#endif
 
+#ifdef FERVID_WITH_OPENCV  // image sources and PNG output need OpenCV
 TEST(CliData, CkPlus48ContemptKeptUnlabelled) {
   auto r = run("data check " + (data_dir() / "ckplus/CK+48").string() + " --keep-contempt --json");
   ASSERT_EQ(r.status, 0) << r.out;
@@ -143,3 +150,4 @@ TEST(CliData, CkPlus48ContemptKeptUnlabelled) {
   EXPECT_EQ(j["counts"]["Training"]["unlabelled"], 54);
   EXPECT_EQ(j["subjects"], 118);
 }
+#endif

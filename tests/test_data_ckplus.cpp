@@ -8,6 +8,7 @@
 
 using namespace fervid;
 
+#ifdef FERVID_WITH_OPENCV  // CK+48 is PNG images: reading them needs OpenCV
 namespace {
 const OpenedSource& ckplus() {
   static const OpenedSource src = open_data_source((fervid::test::data_dir() / "ckplus/CK+48").string());
@@ -53,3 +54,16 @@ TEST(CkPlusData, PaperRandomSplitIsNineToOne) {
   EXPECT_EQ(train.size() + test.size(), 927u);
   EXPECT_NEAR(static_cast<double>(test.size()), 92.7, 3.0);
 }
+#else
+// The core without OpenCV refuses image sources by name instead of failing later.
+TEST(CkPlusData, WithoutOpenCvTheFormatIsRefusedByName) {
+  const auto dir = (fervid::test::data_dir() / "ckplus/CK+48").string();
+  try {
+    open_data_source(dir);
+    FAIL() << "opened " << dir << " without OpenCV";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find(dir), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("needs fervid built with OpenCV"), std::string::npos) << e.what();
+  }
+}
+#endif

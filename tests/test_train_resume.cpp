@@ -139,9 +139,12 @@ TEST_F(TrainRun, WritesTheRunFolder) {
   EXPECT_EQ(report["tta"], "tencrop");
   EXPECT_EQ(report["model_sha256"].get<std::string>().size(), 64u);
   EXPECT_GE(report["metrics"]["accuracy"].get<double>(), 0.0);
-  for (const char* f : {"report.json", "confusion.png", "reliability.png", "embedding.png"}) {
+  EXPECT_TRUE(fs::exists(dir_ / "eval" / "report.json"));
+#ifdef FERVID_WITH_OPENCV  // the PNGs are drawn with OpenCV
+  for (const char* f : {"confusion.png", "reliability.png", "embedding.png"}) {
     EXPECT_TRUE(fs::exists(dir_ / "eval" / f)) << f;
   }
+#endif
 }
 
 TEST_F(TrainRun, KilledMidEpochAndResumedMatchesAnUninterruptedRun) {
