@@ -22,6 +22,11 @@
 
 namespace fervid {
 
+// The generator of batch `batch` of `epoch`'s augmentation draws: one formula for the loader and
+// for augmentation on another device (src/train/device_batch.h), so a batch draws the same
+// transforms everywhere. Part of the resume contract (trainer.h): keep it.
+at::Generator batch_augment_generator(uint64_t seed, int64_t epoch, int64_t batch);
+
 struct LoaderOptions {
   int batch_size = 32;
   bool shuffle = true;

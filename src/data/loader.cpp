@@ -7,6 +7,11 @@
 
 namespace fervid {
 
+at::Generator batch_augment_generator(uint64_t seed, int64_t epoch, int64_t batch) {
+  return make_generator(seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch) * 1000003u +
+                        static_cast<uint64_t>(batch));
+}
+
 BatchLoader::BatchLoader(const Dataset& dataset, std::vector<size_t> indices, LoaderOptions options)
     : dataset_(dataset), indices_(std::move(indices)), options_(std::move(options)) {
   dataset_.check_consistent();
@@ -59,8 +64,7 @@ Batch BatchLoader::make_batch(int64_t epoch, int64_t b) const {
   }
   auto x = to_unit_float(raw, options_.input_size);
   if (options_.augment.enabled()) {
-    auto gen = make_generator(options_.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch) * 1000003u +
-                              static_cast<uint64_t>(b));
+    auto gen = batch_augment_generator(options_.seed, epoch, b);
     x = augment(x, options_.augment, gen);
   }
   batch.images = normalize(x, options_.norm_mean, options_.norm_std);

@@ -21,13 +21,6 @@ inline void defer_to_device(LoaderOptions& lo, const Dataset& data) {
   lo.norm_std = 1.0;
 }
 
-// The per-batch augmentation generator the loader uses (loader.cpp's make_batch), so a batch
-// draws the same transforms on every device.
-inline at::Generator batch_generator(uint64_t seed, int64_t epoch, int64_t batch) {
-  return make_generator(seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch) * 1000003u +
-                        static_cast<uint64_t>(batch));
-}
-
 // Unit floats [N, 1, h, w] (any device) -> on `device`: resized to `size` (bilinear, as
 // to_unit_float), augmented with `gen` when `augment` is given, normalised.
 inline torch::Tensor finish_on_device(const torch::Tensor& unit, torch::Device device, int size,

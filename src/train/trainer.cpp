@@ -345,7 +345,7 @@ class Run {
       while (auto b = loader.next()) {
         torch::Tensor images = b->images, labels = b->labels, soft = b->soft_targets;
         if (on_device) {
-          auto gen = detail::batch_generator(c_.seed, epoch, b->index);
+          auto gen = batch_augment_generator(c_.seed, epoch, b->index);
           images = detail::finish_on_device(images, device_, c_.model.input_size, &c_.augment, &gen, c_.model.norm_mean,
                                             c_.model.norm_std);
           labels = labels.to(device_);
