@@ -421,7 +421,7 @@ TEST(DataSource, FlagsThatDoNotApplyOrAreOutOfRangeNameTheFlag) {
   write_text(csv, good_csv());
   auto msg_of = [&](DataSourceOptions o) { return error_of([&] { open_data_source(csv, o); }); };
   DataSourceOptions o;
-  o.min_face = 20;
+  o.face.set("min_face", 20);
   EXPECT_NE(msg_of(o).find("--min-face applies to sources whose faces are detected (--format photos or ckplus); " +
                            csv + " is read as --format fer2013"),
             std::string::npos)
@@ -431,11 +431,12 @@ TEST(DataSource, FlagsThatDoNotApplyOrAreOutOfRangeNameTheFlag) {
   EXPECT_NE(msg_of(o).find("--frames-per-sequence applies to the original CK+ distribution"), std::string::npos);
   o = {};
   o.format = SourceFormat::kPhotos;
-  o.scale_step = 3.0;
-  EXPECT_NE(msg_of(o).find("--scale-step must be in (1, 2], got 3"), std::string::npos) << msg_of(o);
-  o.scale_step.reset();
-  o.min_face = 80;
-  o.max_face = 40;
+  // A value out of range is refused when set, as the flag names it (face_recipe.h's table).
+  EXPECT_EQ(error_of([&] { o.face.set_text(*find_face_recipe_option("scale_step"), "3", "--scale-step"); }),
+            "--scale-step must be in (1, 2], got 3");
+  EXPECT_FALSE(o.face.given("scale_step"));
+  o.face.set("min_face", 80);
+  o.face.set("max_face", 40);
   EXPECT_NE(msg_of(o).find("--max-face (40) is smaller than --min-face (80)"), std::string::npos) << msg_of(o);
   o = {};
   o.format = SourceFormat::kFolder;
@@ -447,31 +448,34 @@ TEST(DataSource, FlagsThatDoNotApplyOrAreOutOfRangeNameTheFlag) {
 TEST(DataSource, OptionsJsonRoundTripAndBadFields) {
   DataSourceOptions o;
   o.format = SourceFormat::kCkPlus;
-  o.min_face = 24;
-  o.scale_step = 1.05;
-  o.margin = 0.2;
+  o.face.set("min_face", 24);
+  o.face.set("scale_step", 1.05);
+  o.face.set("margin", 0.2);
   o.frames_per_sequence = 5;
   o.first_frame_neutral = true;
   o.keep_contempt = true;
-  o.align = true;
+  o.face.set("align", true);
   const auto j = to_json(o);
   EXPECT_TRUE(j.at("max_face").is_null());
+  EXPECT_EQ(j.at("min_face"), 24);  // the recipe's options at the top level, by name
   const auto back = data_source_options_from_json(j, "train config");
   EXPECT_EQ(back.format, SourceFormat::kCkPlus);
-  EXPECT_EQ(back.min_face, std::optional<int>(24));
-  EXPECT_FALSE(back.max_face.has_value());
-  EXPECT_EQ(back.scale_step, std::optional<double>(1.05));
-  EXPECT_EQ(back.margin, std::optional<double>(0.2));
+  EXPECT_TRUE(back.face.given("min_face"));
+  EXPECT_FALSE(back.face.given("max_face"));
+  const auto recipe = source_face_recipe(back);
+  EXPECT_EQ(recipe.min_face, 24);
+  EXPECT_EQ(recipe.scale_step, 1.05);
+  EXPECT_EQ(recipe.margin, 0.2);
+  EXPECT_TRUE(recipe.align);
+  EXPECT_EQ(recipe.max_face, FaceRecipe{}.max_face);
   EXPECT_EQ(back.frames_per_sequence, std::optional<int>(5));
   EXPECT_TRUE(back.first_frame_neutral);
   EXPECT_TRUE(back.keep_contempt);
-  EXPECT_TRUE(back.align);
   EXPECT_EQ(to_json(back), j);
   auto bad = j;
   bad["min_face"] = "big";
-  EXPECT_NE(error_of([&] { data_source_options_from_json(bad, "train config"); })
-                .find("train config: field 'source.min_face' has the wrong type"),
-            std::string::npos);
+  EXPECT_EQ(error_of([&] { data_source_options_from_json(bad, "train config"); }),
+            "train config: field 'source.min_face' must be an integer in [1, 100000], got \"big\"");
   bad = j;
   bad["format"] = "jpeg";
   EXPECT_NE(error_of([&] { data_source_options_from_json(bad, "train config"); }).find("field 'source.format'"),

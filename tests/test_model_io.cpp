@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "fervid/model_io.h"
+#include "model_file_bytes.h"
 #include "test_util.h"
 
 using namespace fervid;
@@ -123,24 +124,13 @@ TEST_F(ModelIo, TruncatedForeignCorruptedAndNewerFilesAreRefused) {
 TEST_F(ModelIo, CraftedTensorTablesAreRefusedByName) {
   auto net = small();
   save_model(path("m.fervid"), net);
-  const auto good = bytes_of(path("m.fervid"));
-  const size_t preamble = 8 + 4 + 8;
-  uint64_t header_size = 0;
-  std::memcpy(&header_size, good.data() + 12, 8);
-  const auto header = nlohmann::json::parse(good.substr(preamble, header_size));
-  const auto data = good.substr(preamble + header_size, good.size() - preamble - header_size - 8);
   // The file format, rebuilt independently of the library: preamble, header, data, FNV-1a 64.
+  const auto parts = test::ModelFileBytes::read(path("m.fervid"));
+  const auto& header = parts.header;
   auto rebuild = [&](const nlohmann::json& h) {
-    const auto text = h.dump();
-    std::string out = good.substr(0, 12);
-    const uint64_t n = text.size();
-    out.append(reinterpret_cast<const char*>(&n), 8);
-    out += text;
-    out += data;
-    uint64_t f = 1469598103934665603ull;
-    for (unsigned char c : out) f = (f ^ c) * 1099511628211ull;
-    out.append(reinterpret_cast<const char*>(&f), 8);
-    return out;
+    auto f = parts;
+    f.header = h;
+    return f.bytes();
   };
   write(path("same.fervid"), rebuild(header));
   ASSERT_EQ(load_error(path("same.fervid")), "");  // the rebuild itself is faithful
@@ -191,4 +181,129 @@ TEST_F(ModelIo, FailedSaveLeavesTheOldFileIntact) {
   save_model(path("m.fervid"), other);  // overwrite works and is complete
   EXPECT_NE(bytes_of(path("m.fervid")), before);
   EXPECT_EQ(read_model_config(path("m.fervid")).variant, Variant::kM);
+}
+
+// ---- the face recipe (format version 2) -------------------------------------------------------
+
+TEST_F(ModelIo, TheFaceRecipeTravelsWithTheModel) {
+  auto net = small();
+  FaceRecipe recipe;
+  recipe.detector = "haar";
+  recipe.margin = 0.25;
+  recipe.offset_y = -0.05;
+  recipe.align = true;
+  recipe.align_with = "landmarks68";
+  recipe.border = "constant";
+  recipe.min_face = 44;
+  save_model(path("m.fervid"), net, {{"note", "recipe"}}, recipe);
+  EXPECT_EQ(read_face_recipe(path("m.fervid")), recipe);
+  const auto loaded = load_model(path("m.fervid"));
+  EXPECT_EQ(loaded.face_recipe, recipe);
+  EXPECT_EQ(loaded.format_version, 2);
+  const auto header = read_model_header(path("m.fervid"));
+  EXPECT_EQ(header.format_version, kModelFormatVersion);
+  EXPECT_TRUE(header.recipe_stored);
+  EXPECT_EQ(header.face_recipe, recipe);
+  EXPECT_EQ(header.metadata.at("note"), "recipe");
+  // The header holds every option of the table by name.
+  const auto parts = test::ModelFileBytes::read(path("m.fervid"));
+  EXPECT_EQ(parts.version, 2u);
+  ASSERT_TRUE(parts.header.contains("face_recipe"));
+  EXPECT_EQ(parts.header["face_recipe"].size(), face_recipe_options().size());
+  EXPECT_EQ(parts.header["face_recipe"]["margin"], 0.25);
+  EXPECT_EQ(parts.header["face_recipe"]["detector"], "haar");
+  // A default save records FaceRecipe{}.
+  save_model(path("d.fervid"), net);
+  EXPECT_EQ(read_face_recipe(path("d.fervid")), FaceRecipe{});
+  // An invalid recipe is not written.
+  recipe.margin = 5;
+  EXPECT_THROW(save_model(path("bad.fervid"), net, {}, recipe), std::invalid_argument);
+}
+
+TEST_F(ModelIo, VersionOneFilesLoadWithTheVersionOneRecipe) {
+  auto net = small();
+  FaceRecipe aligned;
+  aligned.align = true;
+  save_model(path("v2.fervid"), net, {{"note", "old"}}, aligned);
+  test::ModelFileBytes::read(path("v2.fervid")).as_version1().write(path("v1.fervid"));
+  auto loaded = load_model(path("v1.fervid"));
+  EXPECT_EQ(loaded.format_version, 1);
+  EXPECT_EQ(loaded.face_recipe, FaceRecipe::version1());
+  EXPECT_EQ(loaded.face_recipe.detector, "haar");
+  EXPECT_EQ(loaded.face_recipe.margin, 0.1);
+  EXPECT_FALSE(loaded.face_recipe.align);
+  EXPECT_FALSE(read_model_header(path("v1.fervid")).recipe_stored);
+  EXPECT_EQ(loaded.metadata.at("note"), "old");
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({2, 1, 48, 48});
+  net->eval();
+  EXPECT_TRUE(torch::equal(net->forward(x).logits, loaded.net->forward(x).logits));
+  // Versions 0 and 3 are refused, naming what this build reads.
+  for (uint32_t v : {0u, 3u}) {
+    auto other = test::ModelFileBytes::read(path("v2.fervid"));
+    other.version = v;
+    other.write(path("vx.fervid"));
+    const auto msg = load_error(path("vx.fervid"));
+    EXPECT_NE(msg.find("unsupported format version " + std::to_string(v)), std::string::npos) << msg;
+    EXPECT_NE(msg.find("versions 1 to 2"), std::string::npos) << msg;
+  }
+}
+
+TEST_F(ModelIo, AMalformedRecipeIsRefusedNamingTheFileAndTheField) {
+  auto net = small();
+  save_model(path("m.fervid"), net);
+  const auto parts = test::ModelFileBytes::read(path("m.fervid"));
+  struct Case {
+    std::string name, expect;
+    std::function<void(nlohmann::json&)> edit;
+  };
+  const std::vector<Case> cases = {
+      {"detector", "field 'face_recipe.detector' must be blazeface or haar, got \"sift\"",
+       [](auto& r) { r["detector"] = "sift"; }},
+      {"margin", "field 'face_recipe.margin' must be in [0, 2], got 3", [](auto& r) { r["margin"] = 3; }},
+      {"type", "field 'face_recipe.min_face' must be an integer in [1, 100000], got \"big\"",
+       [](auto& r) { r["min_face"] = "big"; }},
+      {"missing", "lacks field 'border'", [](auto& r) { r.erase("border"); }},
+      {"unknown", "field 'face_recipe.sharpen' is not a face recipe option", [](auto& r) { r["sharpen"] = 1; }},
+      {"sizes", "field 'face_recipe.max_face' (20) is smaller than", [](auto& r) { r["max_face"] = 20; }},
+      {"absent", "header lacks field 'face_recipe'", [](auto& r) { r = nullptr; }},
+  };
+  for (const auto& c : cases) {
+    auto crafted = parts;
+    c.edit(crafted.header["face_recipe"]);
+    if (crafted.header["face_recipe"].is_null()) crafted.header.erase("face_recipe");
+    const auto file = path(c.name + ".fervid");
+    crafted.write(file);
+    const auto msg = load_error(file);
+    EXPECT_NE(msg.find(c.expect), std::string::npos) << c.name << ": " << msg;
+    EXPECT_NE(msg.find(file), std::string::npos) << c.name << ": " << msg;
+    EXPECT_THROW(read_face_recipe(file), ModelFileError) << c.name;
+  }
+}
+
+TEST_F(ModelIo, RewritingTheRecipeKeepsTheWeightsAndUpgradesVersionOne) {
+  auto net = small();
+  save_model(path("m.fervid"), net, {{"note", "keep"}});
+  test::ModelFileBytes::read(path("m.fervid")).as_version1().write(path("v1.fervid"));
+  FaceRecipe recipe;
+  recipe.margin = 0.2;
+  recipe.align = true;
+  rewrite_face_recipe(path("v1.fervid"), recipe, path("v2.fervid"));
+  const auto before = test::ModelFileBytes::read(path("m.fervid"));
+  const auto after = test::ModelFileBytes::read(path("v2.fervid"));
+  EXPECT_EQ(after.version, 2u);
+  EXPECT_EQ(after.data, before.data);  // the weights byte for byte
+  EXPECT_EQ(after.header["tensors"], before.header["tensors"]);
+  EXPECT_EQ(after.header["metadata"], before.header["metadata"]);
+  EXPECT_EQ(read_face_recipe(path("v2.fervid")), recipe);
+  // In place, atomically: no temporary file is left; an invalid recipe leaves the file alone.
+  recipe.detector = "haar";
+  rewrite_face_recipe(path("v2.fervid"), recipe, path("v2.fervid"));
+  EXPECT_EQ(read_face_recipe(path("v2.fervid")).detector, "haar");
+  recipe.margin = -1;
+  EXPECT_THROW(rewrite_face_recipe(path("v2.fervid"), recipe, path("v2.fervid")), std::invalid_argument);
+  EXPECT_EQ(read_face_recipe(path("v2.fervid")).margin, 0.2);
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir_)) files += e.is_regular_file() ? 1 : 0;
+  EXPECT_EQ(files, 3u) << "m, v1, v2 and nothing else";
 }

@@ -26,6 +26,7 @@
 
 #include "fervid/analyzer.h"
 #include "fervid/image_io.h"
+#include "fervid/model_io.h"
 #include "fervid/server.h"
 #include "vision/vision_test_util.h"
 
@@ -141,6 +142,15 @@ TEST_F(ServerTest, HealthModelAndPage) {
   EXPECT_EQ(model["variant"], "mcsa");
   EXPECT_EQ(model["sha256"].get<std::string>().size(), 64u);
   EXPECT_EQ(model["path"], kModel);
+  // The face recipe in effect (the model's, then the server's flags), the file's, and what a
+  // request may set.
+  EXPECT_EQ(model["faces"], to_json(shared_analyzer()->recipe()));
+  EXPECT_EQ(model["model_face_recipe"], to_json(read_face_recipe(kModel)));
+  EXPECT_EQ(model["faces"].size(), face_recipe_options().size());
+  const auto params = model["analyze_parameters"].get<std::vector<std::string>>();
+  EXPECT_NE(std::find(params.begin(), params.end(), "min_face"), params.end());
+  EXPECT_NE(std::find(params.begin(), params.end(), "whole_image"), params.end());
+  EXPECT_EQ(std::find(params.begin(), params.end(), "margin"), params.end());
 
   auto page = client_->Get("/");
   ASSERT_TRUE(page);
@@ -185,10 +195,19 @@ TEST_F(ServerTest, AnalyzeGivesTheAnalyzersFaces) {
   ASSERT_EQ(r->status, 200) << j.dump();
   expect_same_faces(j["faces"], want, names);
 
-  // min_face drops smaller faces (the astronaut's face is about 92 px).
+  // Detection settings per request (the face recipe's per-request options): min_face finds no
+  // face under 400 px (the astronaut's face is about 92 px); the server's own settings stay.
   const auto [s2, big] = post("/v1/analyze?min_face=400", bytes);
   EXPECT_EQ(s2, 200);
   EXPECT_TRUE(big["faces"].empty());
+  FaceRecipe request = shared_analyzer()->recipe();
+  request.min_face = 20;
+  request.max_face = 300;
+  const auto [s3, sized] = post("/v1/analyze?min_face=20&max_face=300", bytes);
+  EXPECT_EQ(s3, 200) << sized.dump();
+  expect_same_faces(sized["faces"], shared_analyzer()->analyze(read_image(kImage), request), names);
+  const auto [s4, again] = post("/v1/analyze", bytes);
+  expect_same_faces(again["faces"], want, names);
 }
 
 TEST_F(ServerTest, WholeImageIsOneFaceWithoutMargin) {
@@ -196,7 +215,7 @@ TEST_F(ServerTest, WholeImageIsOneFaceWithoutMargin) {
   // A face crop, classified as `fervid predict --whole-image` does: margin 0, no detection.
   const cv::Mat crop = read_image(kImage)(cv::Rect(160, 50, 130, 130)).clone();
   AnalyzerOptions o;
-  o.faces.preprocess.margin = 0;
+  o.recipe.set("margin", 0);
   const Analyzer whole(kModel, o);
   const auto want = whole.analyze_boxes(crop, {cv::Rect(0, 0, crop.cols, crop.rows)});
   const auto [status, j] = post("/v1/analyze?whole_image=1", as_string(test::encode(crop, ".png")));
@@ -226,7 +245,14 @@ TEST_F(ServerTest, BadInputIsAnsweredWithItsStatusAndReason) {
   expect_error(post("/v1/analyze", "", "image/png"), 400, "empty body");
   expect_error(post("/v1/analyze?wholeimage=1", png), 400, "wholeimage");
   expect_error(post("/v1/analyze?whole_image=maybe", png), 400, "whole_image");
-  expect_error(post("/v1/analyze?min_face=-3", png), 400, "min_face");
+  // Detection settings are checked by the face recipe's table, named as query parameters.
+  expect_error(post("/v1/analyze?min_face=-3", png), 400,
+               "query parameter min_face must be an integer in [1, 100000], got -3");
+  expect_error(post("/v1/analyze?scale_step=3", png), 400, "query parameter scale_step must be in (1, 2], got 3");
+  expect_error(post("/v1/analyze?min_face=50&max_face=20", png), 400,
+               "query parameter max_face (20) is smaller than query parameter min_face (50)");
+  expect_error(post("/v1/analyze?margin=0.3", png), 400, "unknown query parameter 'margin'");  // the model's
+  expect_error(post("/v1/analyze?whole_image=1&min_face=40", png), 400, "min_face does not apply to whole_image=1");
   httplib::MultipartFormDataItems items = {{"photo", png, "a.png", "image/png"}};
   auto r = client_->Post("/v1/analyze", items);
   expect_error({r->status, parse(r)}, 400, "\"image\"");

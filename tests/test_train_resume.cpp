@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "cli_runner.h"
+#include "model_file_bytes.h"
 #include "test_train_data.h"
 
 namespace fs = std::filesystem;
@@ -36,20 +37,13 @@ struct StoredTensor {
   std::string bytes;
 };
 std::map<std::string, StoredTensor> stored_tensors(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string b = ss.str();
-  if (b.size() < 20 || b.compare(0, 8, "FERVIDMF") != 0) throw std::runtime_error(path.string() + ": not a model file");
-  uint64_t header_size = 0;
-  std::memcpy(&header_size, b.data() + 12, 8);
-  const auto header = nlohmann::json::parse(b.substr(20, header_size));
-  const size_t data_start = 20 + header_size;
+  const auto file = fervid::test::ModelFileBytes::read(path.string());
+  if (file.magic != "FERVIDMF") throw std::runtime_error(path.string() + ": not a model file");
   std::map<std::string, StoredTensor> out;
-  for (const auto& t : header.at("tensors")) {
+  for (const auto& t : file.header.at("tensors")) {
     const auto offset = t.at("offset").get<size_t>(), nbytes = t.at("nbytes").get<size_t>();
-    if (data_start + offset + nbytes > b.size()) throw std::runtime_error(path.string() + ": tensor outside the file");
-    out[t.at("name").get<std::string>()] = {t, b.substr(data_start + offset, nbytes)};
+    if (offset + nbytes > file.data.size()) throw std::runtime_error(path.string() + ": tensor outside the file");
+    out[t.at("name").get<std::string>()] = {t, file.data.substr(offset, nbytes)};
   }
   return out;
 }
@@ -303,4 +297,67 @@ TEST_F(TrainRun, DeviceFlag) {
     EXPECT_EQ(r.status, 0) << r.out;
     EXPECT_EQ(metrics(dir_ / "cuda").size(), 1u);
   }
+}
+
+// The model file records the face recipe a user states when training on already-cropped faces
+// (a FER2013 CSV): the serving recipe, in every model file of the run; `fervid model
+// set-recipe` rewrites it without retraining; the recipe flags do not apply to reading a CSV.
+TEST_F(TrainRun, TheServingRecipeGivenAsFlagsTravelsInEveryModelFile) {
+  const auto out = dir_ / "run";
+  auto r = run(train_args(out, 1) + " --align --detector haar --margin 0.2 --offset-y -0.05");
+  ASSERT_EQ(r.status, 0) << r.out;
+  auto recipe_of = [&](const fs::path& model) {
+    const auto info = run("info --model " + model.string() + " --json");
+    EXPECT_EQ(info.status, 0) << info.out;
+    return info.status == 0 ? nlohmann::json::parse(info.out)["model"]["face_recipe"] : nlohmann::json();
+  };
+  std::ifstream pointer(out / "checkpoint.json");
+  const auto checkpoint = out / nlohmann::json::parse(pointer)["dir"].get<std::string>() / "model.fervid";
+  for (const auto& model : {out / "last.fervid", out / "best.fervid", checkpoint}) {
+    const auto recipe = recipe_of(model);
+    EXPECT_EQ(recipe["align"], true) << model;
+    EXPECT_EQ(recipe["detector"], "haar") << model;
+    EXPECT_EQ(recipe["margin"], 0.2) << model;
+    EXPECT_EQ(recipe["offset_y"], -0.05) << model;
+    EXPECT_EQ(recipe["min_face"], 30) << model << ": not given, the default";
+  }
+  std::ifstream cfg(out / "config.json");
+  const auto config = nlohmann::json::parse(cfg);
+  EXPECT_EQ(config["source"]["align"], true);
+  EXPECT_TRUE(config["source"]["min_face"].is_null());
+
+  // The text of `info --model` names the recipe; set-recipe rewrites it field by field.
+  r = run("info --model " + (out / "last.fervid").string());
+  EXPECT_NE(r.out.find("face recipe: detector haar"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("format version 2"), std::string::npos) << r.out;
+  r = run("model set-recipe " + (out / "last.fervid").string() + " --no-align --detector blazeface --out " +
+          (dir_ / "served.fervid").string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto served = recipe_of(dir_ / "served.fervid");
+  EXPECT_EQ(served["align"], false);
+  EXPECT_EQ(served["detector"], "blazeface");
+  EXPECT_EQ(served["margin"], 0.2) << "the file's, kept";
+  EXPECT_EQ(weight_difference(out / "last.fervid", dir_ / "served.fervid"), "");
+  r = run("model set-recipe " + (out / "last.fervid").string() + " --reset --out " + (dir_ / "reset.fervid").string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(recipe_of(dir_ / "reset.fervid")["detector"], "blazeface");
+  EXPECT_EQ(recipe_of(dir_ / "reset.fervid")["align"], false);
+  r = run("model set-recipe " + (out / "last.fervid").string() + " --margin 3 --out " + (dir_ / "bad.fervid").string());
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("--margin must be in [0, 2], got 3"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir_ / "bad.fervid"));
+
+  // Evaluating on a CSV reads it as it is: the model's recipe is reported, none is applied.
+  r = run("eval --model " + (out / "last.fervid").string() + " --data " + csv_.string() + " --json --out " +
+          (dir_ / "eval").string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto report = nlohmann::json::parse(r.out);
+  EXPECT_EQ(report["model_face_recipe"]["margin"], 0.2);
+  EXPECT_TRUE(report["face_recipe"].is_null());
+  r = run("eval --model " + (out / "last.fervid").string() + " --data " + csv_.string() + " --min-face 40");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("--min-face applies to sources whose faces are detected"), std::string::npos) << r.out;
+  r = run("data check " + csv_.string() + " --align");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("--align applies to sources whose faces are detected"), std::string::npos) << r.out;
 }

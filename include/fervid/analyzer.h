@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,14 +27,21 @@
 namespace fervid {
 
 struct AnalyzerOptions {
-  // Detection, alignment and crop. preprocess.size is always the model's input size.
-  FacePipelineOptions faces;
+  // Detection, alignment and crop. Unset (the default): the model file's face recipe
+  // (read_face_recipe(), model_io.h) as pipeline options, so a model is served with the crop it
+  // was trained on. Set: these options in full. Either way `recipe` is then written over them
+  // field by field (what a user gave: `fervid predict --margin 0.2`), and preprocess.size is
+  // always the model's input size.
+  std::optional<FacePipelineOptions> faces;
+  FaceRecipeOverrides recipe;
   ClassifierOptions classifier;
 };
 
 struct FaceExpression {
   cv::Rect box;                        // input image coordinates
-  std::vector<cv::Point2f> landmarks;  // 68 points when aligning, else empty
+  float score = 1.0f;                  // the detector's confidence that this is a face (BlazeFace); 1 for Haar
+  std::vector<cv::Point2f> keypoints;  // BlazeFace's 6 keypoints (eyes, nose tip, mouth, ear tragions), else empty
+  std::vector<cv::Point2f> landmarks;  // dlib's 68 points when aligning with them, else empty
   int label = -1;
   std::string label_name;
   float confidence = 0;                // probs[label]
@@ -42,8 +50,9 @@ struct FaceExpression {
 
 class Analyzer {
  public:
-  // Loads the model (ModelFileError naming the file), the face detector and, when
-  // options.faces.preprocess.align is set, the landmark model (DataError naming the file).
+  // Loads the model (ModelFileError naming the file), the face detector and, when aligning
+  // needs it, the landmark model (DataError naming the file). An override out of range or
+  // max_face < min_face: std::invalid_argument naming the field.
   explicit Analyzer(const std::string& model_path, AnalyzerOptions options = {});
   ~Analyzer();
   Analyzer(Analyzer&&) noexcept;
@@ -52,6 +61,11 @@ class Analyzer {
   // Every face in `image` (gray, BGR or BGRA, 8-bit), left to right, classified in one batch.
   // No face: an empty vector. Empty or non-8-bit image: std::invalid_argument.
   std::vector<FaceExpression> analyze(const cv::Mat& image) const;
+  // The same with other detection settings for this call (a server request's): the recipe's
+  // per-request fields (RecipeOption::per_request: scores, overlaps, tiles, face sizes, Haar's
+  // scan) are used; its other fields (detector, crop, alignment) must equal recipe()'s, else
+  // std::invalid_argument naming the field: they are the model's.
+  std::vector<FaceExpression> analyze(const cv::Mat& image, const FaceRecipe& request) const;
   // The faces in boxes already known (a tracker's); same order as `boxes`.
   std::vector<FaceExpression> analyze_boxes(const cv::Mat& image, const std::vector<cv::Rect>& boxes) const;
   // The whole image as one face already cropped (no detection, margin 0; aligned when the
@@ -59,6 +73,11 @@ class Analyzer {
   FaceExpression analyze_whole(const cv::Mat& image) const;
   // Detection alone.
   std::vector<cv::Rect> detect(const cv::Mat& image) const;
+  std::vector<DetectedFace> detect_faces(const cv::Mat& image) const;
+
+  // The recipe in effect (the pipeline's options as a recipe), and the model file's own.
+  const FaceRecipe& recipe() const;
+  const FaceRecipe& model_recipe() const;
 
   const std::vector<std::string>& class_names() const;
   const Classifier& classifier() const;
@@ -69,8 +88,9 @@ class Analyzer {
   std::unique_ptr<Impl> impl_;
 };
 
-// {"box": {"x","y","w","h"}, "label", "confidence", "probs": {class: p}, "landmarks": [[x, y]...]}
-// (landmarks only when present); `names` orders the probabilities.
+// {"box": {"x","y","w","h"}, "label", "confidence", "probs": {class: p}, "face_score",
+// "keypoints": {"right_eye": [x, y], ...}, "landmarks": [[x, y]...]} (keypoints and landmarks
+// only when present); `names` orders the probabilities.
 nlohmann::json to_json(const FaceExpression& face, const std::vector<std::string>& names);
 
 // Draws each face's box and "label 87%" on `image` (BGR, CV_8UC3; gray is converted in place),

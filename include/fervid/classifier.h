@@ -42,6 +42,10 @@ inline constexpr const char* kDefaultModelName = "fervid-default.fervid";
 // share/fervid/models/; the source tree this library was built from. Throws std::runtime_error
 // listing every place looked at when none holds the file.
 std::string default_model_path();
+// A file shipped in models/ (`relative` to it, e.g. "third_party/blazeface/blazeface.json"),
+// looked up in the same places as the default model after $FERVID_MODEL; std::runtime_error
+// listing them when none holds it.
+std::string shipped_model_path(const std::string& relative);
 
 class Classifier {
  public:

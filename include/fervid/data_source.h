@@ -12,6 +12,7 @@
 #include <string>
 
 #include "fervid/dataset.h"
+#include "fervid/face_recipe.h"
 #include "fervid/readers.h"
 
 namespace fervid {
@@ -35,12 +36,12 @@ struct DataSourceOptions {
   // drop_contempt = false (library only): a contempt folder or label is an error.
   bool drop_contempt = true;
   bool keep_contempt = false;
-  bool align = false;                         // photos / ckplus: eye-line alignment
-  // Face detection and cropping (formats that detect faces: photos, ckplus). Unset: the
-  // defaults of FaceDetectorOptions and PreprocessOptions (include/fervid/vision.h). The same
-  // flags as `fervid predict`: --min-face --max-face --neighbors --scale-step --detect-side --margin.
-  std::optional<int> min_face, max_face, neighbors, detect_side;
-  std::optional<double> scale_step, margin;
+  // Face detection, alignment and crop (formats that detect faces: photos, ckplus): the fields
+  // given here over FaceRecipe{} (face_recipe.h, whose defaults are the pipeline's). The flags of
+  // `fervid predict` (--detector --min-face --margin --align ...); in a run's config.json the
+  // option names at the top level of "source", null when not given. A given field is an error
+  // for the other formats (they hold faces already cropped).
+  FaceRecipeOverrides face;
   // The original CK+ distribution only (--format ckplus): the last N frames of each labelled
   // sequence (unset: 3, the paper's), and its first frame as neutral.
   std::optional<int> frames_per_sequence;
@@ -62,6 +63,14 @@ struct OpenedSource {
 // and std::invalid_argument naming the flag for an option out of range or one that does not
 // apply to the format (e.g. --min-face on a FER2013 CSV).
 OpenedSource open_data_source(const std::string& source, const DataSourceOptions& options = {});
+
+// The format `source` is read as: `format`, or what kAuto finds (DataError as open_data_source).
+SourceFormat resolve_source_format(const std::string& source, SourceFormat format);
+// Whether faces are detected and cropped in this format's images (photos, ckplus): whether the
+// face recipe applies.
+bool detects_faces(SourceFormat format);
+// The recipe faces of `options` are found and cropped with: options.face over FaceRecipe{}.
+FaceRecipe source_face_recipe(const DataSourceOptions& options);
 
 // The text that goes into the cache key besides the source files: the format and every option
 // that changes the samples, with detector and crop settings resolved to their effective values.

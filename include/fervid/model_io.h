@@ -1,9 +1,15 @@
 // Model files (design.md section 2; style.md habit 13).
 //
 // One file holds: a magic tag, the format version, a JSON header (full ModelConfig, class
-// names, preprocessing, free-form metadata such as the training command, and the table of
-// tensors), the raw little-endian tensor data, and an FNV-1a checksum of all of it. A model
-// is loaded by path alone. Every failure (missing, foreign, truncated, corrupted, newer
+// names, preprocessing, the face recipe, free-form metadata such as the training command, and
+// the table of tensors), the raw little-endian tensor data, and an FNV-1a checksum of all of
+// it. A model is loaded by path alone.
+//
+// Versions: 2 (written) adds "face_recipe" to the header: every option of face_recipe.h's
+// table by name, how the model's faces are found and cropped. Version-1 files still load and
+// get FaceRecipe::version1() (the Haar cascade, margin 0.1, no alignment); a v2 header without
+// a recipe, with an unknown key, an unknown name or a value out of range is a ModelFileError
+// naming the file and the field. Other versions are refused. Every failure (missing, foreign, truncated, corrupted, newer
 // version, different architecture) throws ModelFileError whose message names the file and
 // the problem; nothing crashes. Files are written to a temporary name and renamed.
 #pragma once
@@ -15,11 +21,13 @@
 
 #include "fervid/config.h"
 #include "fervid/config_json.h"
+#include "fervid/face_recipe.h"
 #include "fervid/model.h"
 
 namespace fervid {
 
-inline constexpr int kModelFormatVersion = 1;
+inline constexpr int kModelFormatVersion = 2;
+inline constexpr int kOldestModelFormatVersion = 1;
 
 class ModelFileError : public std::runtime_error {
  public:
@@ -29,15 +37,36 @@ class ModelFileError : public std::runtime_error {
 struct LoadedModel {
   MCSANet net{nullptr};     // in eval mode, on the CPU
   nlohmann::json metadata;  // what save_model() was given
+  FaceRecipe face_recipe;   // the file's (version 1: FaceRecipe::version1())
+  int format_version = kModelFormatVersion;
   std::string sha256;       // not computed here: callers that report hashes fill it
 };
 
-void save_model(const std::string& path, MCSANet& net, const nlohmann::json& metadata = {});
+// Writes version kModelFormatVersion with `recipe` (validated: std::invalid_argument naming the field).
+void save_model(const std::string& path, MCSANet& net, const nlohmann::json& metadata = {},
+                const FaceRecipe& recipe = FaceRecipe{});
 LoadedModel load_model(const std::string& path);
 // Loads the weights of `path` into an existing network, refusing a file whose architecture
 // differs: the message names the first differing field and both values.
 nlohmann::json load_weights(const std::string& path, MCSANet& net);
 // The header alone (config and metadata), without reading the weights.
 ModelConfig read_model_config(const std::string& path, nlohmann::json* metadata = nullptr);
+
+// Everything but the weights (the whole file is still read: its checksum is verified).
+struct ModelHeader {
+  int format_version = kModelFormatVersion;
+  ModelConfig config;
+  nlohmann::json metadata;
+  FaceRecipe face_recipe;     // version 1: FaceRecipe::version1()
+  bool recipe_stored = true;  // false for version 1: the recipe is the version-1 rule's
+};
+ModelHeader read_model_header(const std::string& path);
+FaceRecipe read_face_recipe(const std::string& path);
+
+// Rewrites the model file `path` with another face recipe into `out_path` (may be `path`),
+// weights, config and metadata byte for byte the same, as version kModelFormatVersion (a
+// version-1 file is upgraded); written to a temporary name and renamed. `fervid model
+// set-recipe` runs this.
+void rewrite_face_recipe(const std::string& path, const FaceRecipe& recipe, const std::string& out_path);
 
 }  // namespace fervid

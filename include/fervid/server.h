@@ -12,9 +12,14 @@
 // body), 413, 415 or 503; 500 only for internal faults):
 //   GET    /                          the browser page (photo upload; camera or shared window)
 //   GET    /health                    {"status": "ok", "model", "sessions", "max_sessions", "uptime_s"}
-//   GET    /v1/model                  class names and colours, model file, sha256, configuration
+//   GET    /v1/model                  class names and colours, model file, sha256, configuration,
+//                                     "faces": the face recipe in effect, "model_face_recipe": the
+//                                     file's, "analyze_parameters": what /v1/analyze accepts
 //   POST   /v1/analyze                image bytes (image/*, application/octet-stream) or multipart
-//                                     field "image"; ?whole_image=1, ?min_face=N
+//                                     field "image"; ?whole_image=1; how faces are found for this
+//                                     request: the face recipe's per-request options by name
+//                                     (?min_face=N&min_score=0.6 ..., face_recipe.h's table and
+//                                     its ranges); how they are cut (margin, alignment) is the model's
 //   POST   /v1/sessions               optional JSON {"every", "smooth", "min_hits", "full_scan_every"}
 //   POST   /v1/sessions/{id}/frames   image bytes; ?t=seconds (default: the server's clock)
 //   GET    /v1/sessions/{id}          per-track summaries

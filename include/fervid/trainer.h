@@ -9,6 +9,9 @@
 //   curves.png         loss and accuracy per epoch (when built with OpenCV)
 // Model files and checkpoints always hold CPU tensors, so a run trained on a GPU resumes on a
 // CPU and the other way round (`device` is chosen again at every start).
+// Every model file of a run (best, last, checkpoints) records the run's face recipe:
+// source.face over FaceRecipe{} (source_face_recipe), the crop photos and CK+ frames were made
+// with, or for sources of cropped faces (FER2013, folders, CK+48) how the model is to be served.
 // Deterministic: epoch e starts from the seed (torch's generator is re-seeded with f(seed, e),
 // and the loader's order and augmentation depend only on (seed, e, batch)), so a run killed at
 // any point and resumed with --resume ends with the same metrics as one that never stopped

@@ -1,7 +1,6 @@
 #include "fervid/data_source.h"
 
 #include <filesystem>
-#include <sstream>
 
 #include "fervid/cache.h"
 #ifdef FERVID_WITH_OPENCV
@@ -23,8 +22,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-bool detects_faces(SourceFormat f) { return f == SourceFormat::kPhotos || f == SourceFormat::kCkPlus; }
-
 SourceFormat detect(const std::string& source) {
   std::error_code ec;
   if (fs::is_regular_file(source, ec)) {
@@ -40,13 +37,6 @@ SourceFormat detect(const std::string& source) {
   return SourceFormat::kFolder;
 }
 
-std::string num(double v) {
-  std::ostringstream s;
-  s.precision(17);
-  s << v;
-  return s.str();
-}
-
 // Flags that do not apply to the format, and values out of range: errors naming the flag.
 void validate(const std::string& source, SourceFormat format, const DataSourceOptions& o) {
   auto bad = [](const std::string& message) { throw std::invalid_argument(message); };
@@ -55,27 +45,12 @@ void validate(const std::string& source, SourceFormat format, const DataSourceOp
     bad("--ferplus applies to a FER2013 CSV; " + read_as);
   if (format != SourceFormat::kFer2013 && (o.size < 1 || o.size > 4096))
     bad("--size must be in 1..4096, got " + std::to_string(o.size));
-  const std::pair<const char*, bool> detector_flags[] = {
-      {"--min-face", o.min_face.has_value()},     {"--max-face", o.max_face.has_value()},
-      {"--neighbors", o.neighbors.has_value()},   {"--scale-step", o.scale_step.has_value()},
-      {"--detect-side", o.detect_side.has_value()}, {"--margin", o.margin.has_value()}};
-  for (const auto& [flag, given] : detector_flags) {
-    if (given && !detects_faces(format)) {
-      bad(std::string(flag) + " applies to sources whose faces are detected (--format photos or ckplus); " + read_as);
+  for (const auto* option : o.face.given_options()) {
+    if (!detects_faces(format)) {
+      bad(option->flag() + " applies to sources whose faces are detected (--format photos or ckplus); " + read_as);
     }
   }
-  if (o.min_face && *o.min_face < 1) bad("--min-face must be >= 1 pixel, got " + std::to_string(*o.min_face));
-  if (o.max_face && *o.max_face < 0) bad("--max-face must be >= 0 (0 = no limit), got " + std::to_string(*o.max_face));
-  if (o.min_face && o.max_face && *o.max_face > 0 && *o.max_face < *o.min_face) {
-    bad("--max-face (" + std::to_string(*o.max_face) + ") is smaller than --min-face (" + std::to_string(*o.min_face) +
-        ")");
-  }
-  if (o.neighbors && *o.neighbors < 0) bad("--neighbors must be >= 0, got " + std::to_string(*o.neighbors));
-  if (o.scale_step && !(*o.scale_step > 1.0 && *o.scale_step <= 2.0))
-    bad("--scale-step must be in (1, 2], got " + num(*o.scale_step));
-  if (o.detect_side && *o.detect_side != 0 && *o.detect_side < 48)
-    bad("--detect-side must be 0 (full size) or >= 48, got " + std::to_string(*o.detect_side));
-  if (o.margin && !(*o.margin >= 0.0 && *o.margin <= 2.0)) bad("--margin must be in [0, 2], got " + num(*o.margin));
+  source_face_recipe(o);  // each value was checked when set; this checks them together
   if ((o.frames_per_sequence || o.first_frame_neutral) && format != SourceFormat::kCkPlus) {
     bad(std::string(o.frames_per_sequence ? "--frames-per-sequence" : "--first-frame-neutral") +
         " applies to the original CK+ distribution (--format ckplus); " + read_as);
@@ -86,17 +61,7 @@ void validate(const std::string& source, SourceFormat format, const DataSourceOp
 
 #ifdef FERVID_WITH_OPENCV
 FacePipelineOptions pipeline_options(const DataSourceOptions& o) {
-  FacePipelineOptions p;
-  p.preprocess.size = o.size;
-  p.preprocess.align = o.align;
-  if (o.margin) p.preprocess.margin = *o.margin;
-  auto& d = p.detector;
-  if (o.min_face) d.min_face_size = *o.min_face;
-  if (o.max_face) d.max_face_size = *o.max_face;
-  if (o.neighbors) d.min_neighbors = *o.neighbors;
-  if (o.scale_step) d.scale_factor = *o.scale_step;
-  if (o.detect_side) d.max_detect_side = *o.detect_side;
-  return p;
+  return to_pipeline_options(source_face_recipe(o), o.size);
 }
 
 ImageFolderOptions folder_options(const DataSourceOptions& o) {
@@ -180,6 +145,14 @@ std::string_view to_string(SourceFormat f) {
   return "unknown";
 }
 
+SourceFormat resolve_source_format(const std::string& source, SourceFormat format) {
+  return format == SourceFormat::kAuto ? detect(source) : format;
+}
+
+bool detects_faces(SourceFormat f) { return f == SourceFormat::kPhotos || f == SourceFormat::kCkPlus; }
+
+FaceRecipe source_face_recipe(const DataSourceOptions& o) { return o.face.apply(FaceRecipe{}); }
+
 SourceFormat parse_source_format(std::string_view s) {
   for (const auto& [v, name] : kFormats) {
     if (name == s) return v;
@@ -199,16 +172,15 @@ std::string data_source_recipe(SourceFormat format, const DataSourceOptions& o) 
   if (!detects_faces(format)) return r + "|crop=whole image, margin 0, bilinear";
 #ifdef FERVID_WITH_OPENCV
   // Every effective setting of detection, alignment and crop, defaults included, so a change
-  // of a default in vision.h changes the key too.
+  // of a default in face_recipe.h or vision.h changes the key too: the whole recipe, then what
+  // the pipeline adds (model files, settings outside the recipe).
   const auto p = pipeline_options(o);
   const auto& d = p.detector;
-  r += "|cascade=" + d.cascade_path + "|scale_step=" + num(d.scale_factor) + "|neighbors=" +
-       std::to_string(d.min_neighbors) + "|min_face=" + std::to_string(d.min_face_size) + "|max_face=" +
-       std::to_string(d.max_face_size) + "|detect_side=" + std::to_string(d.max_detect_side) +
-       "|equalize=" + std::to_string(d.equalize_histogram) + "|margin=" + num(p.preprocess.margin) +
-       "|align=" + std::to_string(p.preprocess.align) + "|border=" + std::to_string(static_cast<int>(p.preprocess.border)) +
+  r += "|recipe=" + to_json(source_face_recipe(o)).dump() + "|cascade=" + d.cascade_path +
+       "|blazeface=" + d.blazeface_path + "|retry_padded=" + std::to_string(d.retry_padded) +
+       "|scale_to_min_face=" + std::to_string(d.scale_to_min_face) + "|equalize=" + std::to_string(d.equalize_histogram) +
        "|border_value=" + std::to_string(p.preprocess.border_value) +
-       (p.preprocess.align ? "|landmarks=" + p.landmark_model_path : std::string());
+       (p.needs_landmark_model() ? "|landmarks=" + p.landmark_model_path : std::string());
   if (format == SourceFormat::kCkPlus) {
     const auto ck = ckplus_options(o);
     r += "|frames=" + std::to_string(ck.frames_per_sequence) + "|first_neutral=" + std::to_string(ck.first_frame_neutral);
@@ -235,7 +207,7 @@ OpenedSource open_data_source(const std::string& source, const DataSourceOptions
 }
 
 json to_json(const DataSourceOptions& s) {
-  return {{"format", to_string(s.format)},
+  json j = {{"format", to_string(s.format)},
           {"ferplus", s.ferplus},
           {"ferplus_rule", s.ferplus_rule == FerPlusOptions::Labels::kPlurality ? "plurality" : "majority"},
           {"soft_targets", s.soft_targets},
@@ -243,15 +215,10 @@ json to_json(const DataSourceOptions& s) {
           {"size", s.size},
           {"drop_contempt", s.drop_contempt},
           {"keep_contempt", s.keep_contempt},
-          {"align", s.align},
-          {"min_face", or_null(s.min_face)},
-          {"max_face", or_null(s.max_face)},
-          {"neighbors", or_null(s.neighbors)},
-          {"scale_step", or_null(s.scale_step)},
-          {"detect_side", or_null(s.detect_side)},
-          {"margin", or_null(s.margin)},
           {"frames_per_sequence", or_null(s.frames_per_sequence)},
           {"first_frame_neutral", s.first_frame_neutral}};
+  j.update(s.face.to_json());  // the recipe's options, by name, at the top level (null: not given)
+  return j;
 }
 
 DataSourceOptions data_source_options_from_json(const json& j, const std::string& context, const std::string& prefix) {
@@ -276,13 +243,7 @@ DataSourceOptions data_source_options_from_json(const json& j, const std::string
   read_field(j, "size", o.size, context, prefix);
   read_field(j, "drop_contempt", o.drop_contempt, context, prefix);
   read_field(j, "keep_contempt", o.keep_contempt, context, prefix);
-  read_field(j, "align", o.align, context, prefix);
-  read_field(j, "min_face", o.min_face, context, prefix);
-  read_field(j, "max_face", o.max_face, context, prefix);
-  read_field(j, "neighbors", o.neighbors, context, prefix);
-  read_field(j, "scale_step", o.scale_step, context, prefix);
-  read_field(j, "detect_side", o.detect_side, context, prefix);
-  read_field(j, "margin", o.margin, context, prefix);
+  o.face = FaceRecipeOverrides::from_json(j, context, prefix);
   read_field(j, "frames_per_sequence", o.frames_per_sequence, context, prefix);
   read_field(j, "first_frame_neutral", o.first_frame_neutral, context, prefix);
   return o;

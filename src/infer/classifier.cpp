@@ -10,13 +10,9 @@
 
 namespace fervid {
 
-std::string default_model_path() {
+std::string shipped_model_path(const std::string& relative) {
   namespace fs = std::filesystem;
   std::vector<fs::path> tried;
-  if (const char* env = std::getenv("FERVID_MODEL"); env && *env) {
-    if (fs::is_regular_file(env)) return env;
-    throw std::runtime_error(std::string("FERVID_MODEL=") + env + ": no such model file");
-  }
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
@@ -31,11 +27,23 @@ std::string default_model_path() {
 #endif
   std::string looked;
   for (const auto& d : tried) {
-    const auto f = d / kDefaultModelName;
+    const auto f = d / fs::u8path(relative);
     if (fs::is_regular_file(f, ec)) return f.string();
     looked += "\n  " + f.string();
   }
-  throw std::runtime_error("no default model found (give --model FILE or set FERVID_MODEL); looked at:" + looked);
+  throw std::runtime_error("shipped model " + relative + " not found; looked at:" + looked);
+}
+
+std::string default_model_path() {
+  if (const char* env = std::getenv("FERVID_MODEL"); env && *env) {
+    if (std::filesystem::is_regular_file(env)) return env;
+    throw std::runtime_error(std::string("FERVID_MODEL=") + env + ": no such model file");
+  }
+  try {
+    return shipped_model_path(kDefaultModelName);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("no default model found (give --model FILE or set FERVID_MODEL): ") + e.what());
+  }
 }
 
 struct Classifier::Impl {

@@ -71,7 +71,33 @@ struct Parsed {
   json header;
   std::string bytes;  // the whole file
   size_t data_start = 0;
+  int version = kModelFormatVersion;
+  FaceRecipe recipe;
 };
+
+// The one rule for what a file of each version is served with.
+FaceRecipe header_recipe(const json& header, int version, const std::string& path) {
+  if (version == 1) return FaceRecipe::version1();
+  const std::string where = "model file " + path;
+  if (!header.contains("face_recipe")) throw ModelFileError(where + ": header lacks field 'face_recipe'");
+  try {
+    return face_recipe_from_json(header.at("face_recipe"), where, "face_recipe.");
+  } catch (const std::invalid_argument& e) {
+    throw ModelFileError(e.what());
+  }
+}
+
+// magic, version, header size, header, data, FNV-1a of all of it.
+std::string compose(const json& header, int version, const char* data, size_t data_size) {
+  const std::string h = header.dump();
+  std::string bytes(kMagic, sizeof(kMagic));
+  put<uint32_t>(bytes, static_cast<uint32_t>(version));
+  put<uint64_t>(bytes, h.size());
+  bytes += h;
+  bytes.append(data, data_size);
+  put<uint64_t>(bytes, fnv1a(bytes.data(), bytes.size()));
+  return bytes;
+}
 
 Parsed read_and_verify(const std::string& path) {
   if (!little_endian()) throw ModelFileError("model files are little-endian; this host is not");
@@ -88,10 +114,11 @@ Parsed read_and_verify(const std::string& path) {
   }
   if (b.size() < kPreambleSize) throw ModelFileError(where + "truncated (" + std::to_string(b.size()) + " bytes)");
   const auto version = get<uint32_t>(b, sizeof(kMagic));
-  if (version != static_cast<uint32_t>(kModelFormatVersion)) {
-    throw ModelFileError(where + "unsupported format version " + std::to_string(version) +
-                         " (this build reads version " + std::to_string(kModelFormatVersion) + ")");
+  if (version < static_cast<uint32_t>(kOldestModelFormatVersion) || version > static_cast<uint32_t>(kModelFormatVersion)) {
+    throw ModelFileError(where + "unsupported format version " + std::to_string(version) + " (this build reads versions " +
+                         std::to_string(kOldestModelFormatVersion) + " to " + std::to_string(kModelFormatVersion) + ")");
   }
+  p.version = static_cast<int>(version);
   const auto header_size = get<uint64_t>(b, sizeof(kMagic) + 4);
   if (header_size > kMaxHeader) throw ModelFileError(where + "corrupted header size " + std::to_string(header_size));
   if (b.size() < kPreambleSize + header_size + 8) {
@@ -118,6 +145,7 @@ Parsed read_and_verify(const std::string& path) {
   if (b.size() > expected) throw ModelFileError(where + "trailing bytes after the checksum");
   const auto stored = get<uint64_t>(b, b.size() - 8);
   if (fnv1a(b.data(), b.size() - 8) != stored) throw ModelFileError(where + "checksum mismatch (corrupted file)");
+  p.recipe = header_recipe(p.header, p.version, path);
   return p;
 }
 
@@ -237,8 +265,9 @@ std::string architecture_mismatch(const ModelConfig& a, const ModelConfig& b) {
   return "";
 }
 
-void save_model(const std::string& path, MCSANet& net, const json& metadata) {
+void save_model(const std::string& path, MCSANet& net, const json& metadata, const FaceRecipe& recipe) {
   if (!little_endian()) throw ModelFileError("model files are little-endian; this host is not");
+  recipe.validate();
   json table = json::array();
   std::string data;
   for (auto& [name, tensor] : named_state(net)) {
@@ -255,16 +284,11 @@ void save_model(const std::string& path, MCSANet& net, const json& metadata) {
                  {"preprocessing",
                   {{"input_size", cfg.input_size}, {"channels", cfg.in_channels == 1 ? "gray" : "bgr"},
                    {"resize", "bilinear"}, {"scale", 1.0 / 255.0}, {"mean", cfg.norm_mean}, {"std", cfg.norm_std}}},
+                 {"face_recipe", to_json(recipe)},
                  {"metadata", metadata.is_null() ? json::object() : metadata},
                  {"tensors", table},
                  {"data_bytes", data.size()}};
-  const std::string h = header.dump();
-  std::string bytes(kMagic, sizeof(kMagic));
-  put<uint32_t>(bytes, kModelFormatVersion);
-  put<uint64_t>(bytes, h.size());
-  bytes += h;
-  bytes += data;
-  put<uint64_t>(bytes, fnv1a(bytes.data(), bytes.size()));
+  const std::string bytes = compose(header, kModelFormatVersion, data.data(), data.size());
   try {
     write_file_atomically(path, bytes);
   } catch (const std::exception& e) {
@@ -279,6 +303,8 @@ LoadedModel load_model(const std::string& path) {
   copy_weights(p, path, m.net);
   m.net->eval();
   m.metadata = p.header.value("metadata", json::object());
+  m.face_recipe = p.recipe;
+  m.format_version = p.version;
   return m;
 }
 
@@ -298,6 +324,35 @@ ModelConfig read_model_config(const std::string& path, json* metadata) {
   const auto p = read_and_verify(path);
   if (metadata) *metadata = p.header.value("metadata", json::object());
   return header_config(p, path);
+}
+
+ModelHeader read_model_header(const std::string& path) {
+  const auto p = read_and_verify(path);
+  ModelHeader h;
+  h.format_version = p.version;
+  h.config = header_config(p, path);
+  h.metadata = p.header.value("metadata", json::object());
+  h.face_recipe = p.recipe;
+  h.recipe_stored = p.version >= 2;
+  return h;
+}
+
+FaceRecipe read_face_recipe(const std::string& path) { return read_and_verify(path).recipe; }
+
+void rewrite_face_recipe(const std::string& path, const FaceRecipe& recipe, const std::string& out_path) {
+  recipe.validate();
+  const auto p = read_and_verify(path);
+  header_config(p, path);  // a file that does not load is not rewritten
+  json header = p.header;
+  header["version"] = kModelFormatVersion;
+  header["face_recipe"] = to_json(recipe);
+  const size_t data_size = p.bytes.size() - 8 - p.data_start;
+  const std::string bytes = compose(header, kModelFormatVersion, p.bytes.data() + p.data_start, data_size);
+  try {
+    write_file_atomically(out_path, bytes);
+  } catch (const std::exception& e) {
+    throw ModelFileError(std::string("saving model: ") + e.what());
+  }
 }
 
 }  // namespace fervid

@@ -264,7 +264,6 @@ struct Server::Impl {
 
   json describe_model() const {
     const Classifier& c = analyzer->classifier();
-    const auto& faces = analyzer->pipeline().options();
     json colors = json::object();
     for (size_t k = 0; k < names().size(); ++k)
       colors[names()[k]] = expression_css_color(static_cast<int>(k));
@@ -278,17 +277,24 @@ struct Server::Impl {
             {"width", c.config().width},
             {"config", config_to_json(c.config())},
             {"metadata", c.metadata()},
-            {"faces",
-             {{"align", faces.preprocess.align},
-              {"margin", faces.preprocess.margin},
-              {"min_face", faces.detector.min_face_size},
-              {"max_face", faces.detector.max_face_size},
-              {"detect_side", faces.detector.max_detect_side}}},
+            {"faces", to_json(analyzer->recipe())},  // the recipe in effect: the model's, then `fervid serve`'s flags
+            {"model_face_recipe", to_json(analyzer->model_recipe())},
+            {"analyze_parameters", analyze_parameters()},
             {"limits",
              {{"max_body_bytes", options.max_body_bytes},
               {"max_pixels", options.max_pixels},
               {"max_sessions", options.max_sessions},
               {"session_timeout_s", options.session_timeout_s}}}};
+  }
+
+  // POST /v1/analyze's query parameters: whole_image, and the face recipe's per-request options
+  // (how faces are found; how they are cut is the model's).
+  static std::vector<std::string> analyze_parameters() {
+    std::vector<std::string> names = {"whole_image"};
+    for (const auto& o : face_recipe_options()) {
+      if (o.per_request) names.push_back(o.name);
+    }
+    return names;
   }
 
   // ---- routing ------------------------------------------------------------------------------
@@ -501,25 +507,31 @@ struct Server::Impl {
   void analyze(const httplib::Request& req, httplib::Response& res) {
     std::string storage;
     const std::string& bytes = image_bytes(req, storage);
-    check_params(req, {"whole_image", "min_face"});
+    static const std::vector<std::string> accepted = analyze_parameters();
+    check_params(req, accepted);
     const bool whole = bool_param(req, "whole_image");
-    const int min_face =
-        req.has_param("min_face") ? static_cast<int>(number_param(req, "min_face", 1, 1e5)) : 0;
+    // Detection settings for this request over the server's (the table checks each value:
+    // "query parameter min_face must be an integer in [1, 100000], got -3").
+    FaceRecipe request = analyzer->recipe();
+    const RecipeOption* given = nullptr;
+    for (const auto& o : face_recipe_options()) {
+      if (!o.per_request || !req.has_param(o.name.c_str())) continue;
+      o.set_text(request, req.get_param_value(o.name.c_str()), "query parameter " + o.name);
+      given = &o;
+    }
+    check_face_recipe(request, recipe_query_where());
+    if (whole && given)
+      throw HttpError(400, "query parameter " + given->name + " does not apply to whole_image=1 (no detection)");
     SlotGuard slot(slots);
     const auto t0 = Clock::now();
     const cv::Mat image = decode(bytes, "upload");
     std::vector<FaceExpression> faces;
     if (whole)
       faces.push_back(analyzer->analyze_whole(image));
+    else if (given)
+      faces = analyzer->analyze(image, request);
     else
       faces = analyzer->analyze(image);
-    if (min_face > 0) {
-      faces.erase(std::remove_if(faces.begin(), faces.end(),
-                                 [&](const FaceExpression& f) {
-                                   return std::min(f.box.width, f.box.height) < min_face;
-                                 }),
-                  faces.end());
-    }
     json out = {{"width", image.cols}, {"height", image.rows}, {"faces", json::array()}};
     std::vector<int> labels;
     for (const auto& f : faces) {

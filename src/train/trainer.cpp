@@ -256,7 +256,12 @@ class Run {
     validate(c_);
     device_ = resolve_device(c_.device);  // before any work: a missing GPU fails here
     configure_runtime(c_.threads);
+    // The model's face recipe: the source's recipe flags over FaceRecipe{}. Photos and CK+ are
+    // cropped with it; other sources hold cropped faces, and the flags only state how the model
+    // is to be served.
+    recipe_ = source_face_recipe(c_.source);
     auto src_opts = c_.source;
+    if (!detects_faces(resolve_source_format(c_.data, src_opts.format))) src_opts.face.clear();
     src_opts.use_cache = true;
     if (src_opts.size != c_.model.input_size && src_opts.format != SourceFormat::kFer2013) src_opts.size = c_.model.input_size;
     auto opened = open_data_source(c_.data, src_opts);
@@ -389,7 +394,7 @@ class Run {
         best_ = m.val_accuracy;
         best_epoch_ = epoch;
         m.best = true;
-        save_model(c_.run_dir + "/best.fervid", net_, metadata(epoch, m));  // save_model writes CPU tensors
+        save_model(c_.run_dir + "/best.fervid", net_, metadata(epoch, m), recipe_);  // save_model writes CPU tensors
       }
       history_.push_back(m);
       checkpoint(epoch, m);
@@ -435,7 +440,7 @@ class Run {
     const std::string dir = c_.run_dir + "/" + name;
     fs::remove_all(dir);
     fs::create_directories(dir);
-    save_model(dir + "/model.fervid", net_, metadata(epoch, m));
+    save_model(dir + "/model.fervid", net_, metadata(epoch, m), recipe_);
     torch::save(*opt_, dir + "/optimizer.pt");
     torch::save(loss_, dir + "/loss.pt");
     json history = json::array();
@@ -448,7 +453,7 @@ class Run {
                           {{"dir", name}, {"epoch", epoch}, {"elapsed_seconds", elapsed_}, {"best_val_accuracy", best_},
                            {"best_epoch", best_epoch_}, {"device", device_.str()}, {"history", history}});
     write_file_atomically(c_.run_dir + "/metrics.jsonl", lines);
-    save_model(c_.run_dir + "/last.fervid", net_, metadata(epoch, m));
+    save_model(c_.run_dir + "/last.fervid", net_, metadata(epoch, m), recipe_);
     if (!device_.is_cpu()) move_state(device_);
     // The previous checkpoint is no longer referenced.
     for (const auto& e : fs::directory_iterator(c_.run_dir)) {
@@ -463,6 +468,7 @@ class Run {
   Dataset data_;
   Dataset expanded_;                   // the 15x training set (expand_15x), else empty
   std::string data_key_;
+  FaceRecipe recipe_;                  // written into every model file of the run
   Split2 splits_;
   std::vector<size_t> train_indices_;  // into data_, or into expanded_
   MCSANet net_{nullptr};

@@ -6,19 +6,28 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "fervid/model_io.h"
 #include "vision_internal.h"
 
 namespace fervid {
 
 struct Analyzer::Impl {
-  Impl(const std::string& model_path, AnalyzerOptions o)
-      : classifier(model_path, o.classifier), pipeline(with_model_size(o.faces, classifier.input_size())) {}
-  static FacePipelineOptions with_model_size(FacePipelineOptions f, int size) {
+  Impl(const std::string& model_path, const AnalyzerOptions& o)
+      : classifier(model_path, o.classifier),
+        model_recipe(read_face_recipe(model_path)),
+        pipeline(pipeline_options(o, model_recipe, classifier.input_size())),
+        recipe(face_recipe_of(pipeline.options())) {}
+  // The model's recipe (or the options given in full), the overrides over it, the model's size.
+  static FacePipelineOptions pipeline_options(const AnalyzerOptions& o, const FaceRecipe& model, int size) {
+    FacePipelineOptions f = o.faces ? *o.faces : to_pipeline_options(model, size);
+    if (!o.recipe.empty()) apply_face_recipe(o.recipe.apply(face_recipe_of(f), recipe_field_where("Analyzer", "recipe.")), f);
     f.preprocess.size = size;
     return f;
   }
   Classifier classifier;
+  FaceRecipe model_recipe;
   FacePipeline pipeline;
+  FaceRecipe recipe;
 };
 
 Analyzer::Analyzer(const std::string& model_path, AnalyzerOptions options)
@@ -43,6 +52,8 @@ std::vector<FaceExpression> classify_prepared(const Classifier& classifier, cons
   for (size_t i = 0; i < faces.size(); ++i) {
     auto& e = out[i];
     e.box = faces[i].box;
+    e.score = faces[i].score;
+    e.keypoints = faces[i].keypoints;
     e.landmarks = faces[i].landmarks;
     e.label = scores[i].label;
     e.label_name = classifier.class_names().at(static_cast<size_t>(e.label));
@@ -55,6 +66,23 @@ std::vector<FaceExpression> classify_prepared(const Classifier& classifier, cons
 
 std::vector<FaceExpression> Analyzer::analyze(const cv::Mat& image) const {
   return classify_prepared(impl_->classifier, impl_->pipeline.run(image));
+}
+
+std::vector<FaceExpression> Analyzer::analyze(const cv::Mat& image, const FaceRecipe& request) const {
+  if (request == impl_->recipe) return analyze(image);
+  for (const auto& o : face_recipe_options()) {
+    if (o.per_request || o.get(request) == o.get(impl_->recipe)) continue;
+    throw std::invalid_argument("Analyzer::analyze: " + o.name + " is the model's (" + o.get(impl_->recipe).dump() +
+                                "), a call cannot change it (got " + o.get(request).dump() + ")");
+  }
+  FacePipelineOptions options = impl_->pipeline.options();
+  apply_face_recipe(request, options);  // validates; keeps the model paths, so the detector's scan accepts it
+  const auto detected = impl_->pipeline.detector().detect_faces(image, options.detector);
+  const cv::Mat gray = vision_internal::to_gray(image, "Analyzer::analyze");
+  std::vector<PreparedFace> faces;
+  faces.reserve(detected.size());
+  for (const auto& d : detected) faces.push_back(impl_->pipeline.prepare(gray, d));
+  return classify_prepared(impl_->classifier, faces);
 }
 
 std::vector<FaceExpression> Analyzer::analyze_boxes(const cv::Mat& image, const std::vector<cv::Rect>& boxes) const {
@@ -74,7 +102,12 @@ FaceExpression Analyzer::analyze_whole(const cv::Mat& image) const {
 }
 
 std::vector<cv::Rect> Analyzer::detect(const cv::Mat& image) const { return impl_->pipeline.detector().detect(image); }
+std::vector<DetectedFace> Analyzer::detect_faces(const cv::Mat& image) const {
+  return impl_->pipeline.detector().detect_faces(image);
+}
 
+const FaceRecipe& Analyzer::recipe() const { return impl_->recipe; }
+const FaceRecipe& Analyzer::model_recipe() const { return impl_->model_recipe; }
 const std::vector<std::string>& Analyzer::class_names() const { return impl_->classifier.class_names(); }
 const Classifier& Analyzer::classifier() const { return impl_->classifier; }
 const FacePipeline& Analyzer::pipeline() const { return impl_->pipeline; }
@@ -85,7 +118,14 @@ nlohmann::json to_json(const FaceExpression& f, const std::vector<std::string>& 
   nlohmann::json j = {{"box", {{"x", f.box.x}, {"y", f.box.y}, {"w", f.box.width}, {"h", f.box.height}}},
                       {"label", f.label_name},
                       {"confidence", f.confidence},
-                      {"probs", probs}};
+                      {"probs", probs},
+                      {"face_score", f.score}};
+  if (f.keypoints.size() == static_cast<size_t>(kNumBlazeFaceKeypoints)) {
+    static const char* kNames[] = {"right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion",
+                                   "left_ear_tragion"};
+    auto& k = j["keypoints"] = nlohmann::json::object();
+    for (size_t i = 0; i < f.keypoints.size(); ++i) k[kNames[i]] = {f.keypoints[i].x, f.keypoints[i].y};
+  }
   if (!f.landmarks.empty()) {
     auto& l = j["landmarks"] = nlohmann::json::array();
     for (const auto& p : f.landmarks) l.push_back({p.x, p.y});
@@ -111,6 +151,7 @@ void draw_expressions(cv::Mat& image, const std::vector<FaceExpression>& faces) 
     const auto color = expression_color(f.label);
     cv::rectangle(image, f.box, color, thick, cv::LINE_AA);
     for (const auto& p : f.landmarks) cv::circle(image, p, std::max(1, thick / 2), color, cv::FILLED, cv::LINE_AA);
+    for (const auto& p : f.keypoints) cv::circle(image, p, std::max(2, thick), color, cv::FILLED, cv::LINE_AA);
     char text[64];
     std::snprintf(text, sizeof(text), "%s %.0f%%", f.label_name.c_str(), 100.0 * f.confidence);
     int base = 0;

@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "blazeface.h"
 #include "fervid/vision.h"
 #include "vision_internal.h"
 
@@ -93,8 +94,31 @@ cv::Rect largest_face(const std::vector<cv::Rect>& boxes) {
 
 FaceDetector::FaceDetector() : FaceDetector(FaceDetectorOptions{}) {}
 
+const char* detector_kind_name(DetectorKind kind) { return kind == DetectorKind::kHaar ? "haar" : "blazeface"; }
+
+DetectorKind parse_detector_kind(const std::string& name) {
+  if (name == "blazeface") return DetectorKind::kBlazeFace;
+  if (name == "haar") return DetectorKind::kHaar;
+  throw std::invalid_argument("face detector '" + name + "' is not one of: blazeface, haar");
+}
+
+struct FaceDetector::Neural {
+  explicit Neural(const std::string& path) : model(path) {}
+  vision_internal::BlazeFaceModel model;
+};
+
 void FaceDetectorOptions::validate() const {
   const FaceDetectorOptions& o = *this;
+  if (!(o.min_score > 0.0f && o.min_score < 1.0f)) {
+    throw std::invalid_argument("FaceDetector: min_score must be in (0, 1), got " + std::to_string(o.min_score));
+  }
+  if (!(o.nms_iou > 0.0f && o.nms_iou <= 1.0f)) {
+    throw std::invalid_argument("FaceDetector: nms_iou must be in (0, 1], got " + std::to_string(o.nms_iou));
+  }
+  if (o.tile_above < 0 || (o.tile_above > 0 && o.tile_above < 256)) {
+    throw std::invalid_argument("FaceDetector: tile_above must be 0 (no tiles) or >= 256, got " +
+                                std::to_string(o.tile_above));
+  }
   if (!(o.scale_factor > 1.0 && o.scale_factor <= 2.0)) {
     throw std::invalid_argument("FaceDetector: scale_factor must be in (1, 2], got " + std::to_string(o.scale_factor));
   }
@@ -115,6 +139,8 @@ void FaceDetectorOptions::validate() const {
 FaceDetectorOptions FaceDetectorOptions::video() {
   FaceDetectorOptions o;
   o.cascade_path.clear();  // the detector's own
+  o.tile_above = 0;
+  o.retry_padded = false;
   o.scale_factor = 1.2;
   o.min_neighbors = 2;
   o.min_face_size = 40;
@@ -122,9 +148,20 @@ FaceDetectorOptions FaceDetectorOptions::video() {
   return o;
 }
 
-FaceDetector::FaceDetector(FaceDetectorOptions options)
-    : options_(std::move(options)), state_(std::make_unique<State>()) {
+FaceDetector::FaceDetector(FaceDetectorOptions options) : options_(std::move(options)) {
   options_.validate();
+  if (options_.detector == DetectorKind::kBlazeFace) {
+    if (options_.blazeface_path.empty()) {
+      try {
+        options_.blazeface_path = default_blazeface_path();
+      } catch (const std::runtime_error& e) {
+        throw DataError(std::string("BlazeFace face detector: ") + e.what());
+      }
+    }
+    neural_ = std::make_shared<const Neural>(options_.blazeface_path);
+    return;
+  }
+  state_ = std::make_unique<State>();
   const auto& path = options_.cascade_path;
   std::error_code ec;
   if (!std::filesystem::is_regular_file(std::filesystem::u8path(path), ec)) {
@@ -142,18 +179,41 @@ FaceDetector::~FaceDetector() = default;
 FaceDetector::FaceDetector(FaceDetector&&) noexcept = default;
 FaceDetector& FaceDetector::operator=(FaceDetector&&) noexcept = default;
 
-std::vector<cv::Rect> FaceDetector::detect(const cv::Mat& image) const { return scan(image, options_); }
+std::vector<DetectedFace> FaceDetector::detect_faces(const cv::Mat& image) const { return scan(image, options_); }
 
-std::vector<cv::Rect> FaceDetector::detect(const cv::Mat& image, const FaceDetectorOptions& scan_options) const {
-  if (!scan_options.cascade_path.empty() && scan_options.cascade_path != options_.cascade_path) {
+std::vector<DetectedFace> FaceDetector::detect_faces(const cv::Mat& image, const FaceDetectorOptions& scan_options) const {
+  if (options_.detector == DetectorKind::kHaar && !scan_options.cascade_path.empty() &&
+      scan_options.cascade_path != options_.cascade_path) {
     throw std::invalid_argument("FaceDetector::detect: scan options name the cascade " + scan_options.cascade_path +
                                 ", this detector holds " + options_.cascade_path + " (leave cascade_path empty)");
+  }
+  if (options_.detector == DetectorKind::kBlazeFace && !scan_options.blazeface_path.empty() &&
+      scan_options.blazeface_path != options_.blazeface_path) {
+    throw std::invalid_argument("FaceDetector::detect: scan options name the BlazeFace model " +
+                                scan_options.blazeface_path + ", this detector holds " + options_.blazeface_path +
+                                " (leave blazeface_path empty)");
   }
   scan_options.validate();
   return scan(image, scan_options);
 }
 
-std::vector<cv::Rect> FaceDetector::scan(const cv::Mat& image, const FaceDetectorOptions& o) const {
+namespace {
+std::vector<cv::Rect> boxes_of(const std::vector<DetectedFace>& faces) {
+  std::vector<cv::Rect> boxes;
+  boxes.reserve(faces.size());
+  for (const auto& f : faces) boxes.push_back(f.box);
+  return boxes;
+}
+}  // namespace
+
+std::vector<cv::Rect> FaceDetector::detect(const cv::Mat& image) const { return boxes_of(detect_faces(image)); }
+
+std::vector<cv::Rect> FaceDetector::detect(const cv::Mat& image, const FaceDetectorOptions& scan) const {
+  return boxes_of(detect_faces(image, scan));
+}
+
+std::vector<DetectedFace> FaceDetector::scan(const cv::Mat& image, const FaceDetectorOptions& o) const {
+  if (neural_) return neural_->model.detect(image, o);
   if (!state_) throw std::logic_error("FaceDetector::detect: moved-from detector");
   cv::Mat gray = vision_internal::to_gray(image, "FaceDetector::detect");
   // Downscale for speed; sizes given in original pixels are converted to the scanned copy.
@@ -200,8 +260,11 @@ std::vector<cv::Rect> FaceDetector::scan(const cv::Mat& image, const FaceDetecto
   std::sort(boxes.begin(), boxes.end(), [](const cv::Rect& a, const cv::Rect& b) {
     return std::make_tuple(a.x, a.y, a.width, a.height) < std::make_tuple(b.x, b.y, b.width, b.height);
   });
-  return boxes;
+  std::vector<DetectedFace> faces(boxes.size());
+  for (size_t i = 0; i < boxes.size(); ++i) faces[i].box = boxes[i];
+  return faces;
 }
+
 
 int FaceDetector::cascades_loaded() const {
   if (!state_) return 0;

@@ -20,9 +20,10 @@ cv::Point2f mean_of(const std::vector<cv::Point2f>& pts, size_t first, size_t la
   return sum * (1.0f / static_cast<float>(last - first + 1));
 }
 
-void check_68(const std::vector<cv::Point2f>& landmarks, const char* who) {
-  if (landmarks.size() != static_cast<size_t>(kNumLandmarks)) {
-    throw std::invalid_argument(std::string(who) + ": expected 68 landmarks, got " +
+void check_points(const std::vector<cv::Point2f>& landmarks, const char* who) {
+  if (landmarks.size() != static_cast<size_t>(kNumLandmarks) &&
+      landmarks.size() != static_cast<size_t>(kNumBlazeFaceKeypoints)) {
+    throw std::invalid_argument(std::string(who) + ": expected 68 landmarks or 6 BlazeFace keypoints, got " +
                                 std::to_string(landmarks.size()));
   }
 }
@@ -30,18 +31,17 @@ void check_68(const std::vector<cv::Point2f>& landmarks, const char* who) {
 }  // namespace
 
 cv::Point2f left_eye_center(const std::vector<cv::Point2f>& landmarks) {
-  check_68(landmarks, "left_eye_center");
-  return mean_of(landmarks, 36, 41);
+  check_points(landmarks, "left_eye_center");
+  return landmarks.size() == kNumBlazeFaceKeypoints ? landmarks[kRightEye] : mean_of(landmarks, 36, 41);
 }
 
 cv::Point2f right_eye_center(const std::vector<cv::Point2f>& landmarks) {
-  check_68(landmarks, "right_eye_center");
-  return mean_of(landmarks, 42, 47);
+  check_points(landmarks, "right_eye_center");
+  return landmarks.size() == kNumBlazeFaceKeypoints ? landmarks[kLeftEye] : mean_of(landmarks, 42, 47);
 }
 
 double eye_line_angle(const std::vector<cv::Point2f>& landmarks) {
-  check_68(landmarks, "eye_line_angle");
-  const cv::Point2f d = mean_of(landmarks, 42, 47) - mean_of(landmarks, 36, 41);
+  const cv::Point2f d = right_eye_center(landmarks) - left_eye_center(landmarks);
   return std::atan2(static_cast<double>(d.y), static_cast<double>(d.x)) * 180.0 / CV_PI;
 }
 

@@ -45,6 +45,9 @@ cv::Mat preprocess_face(const cv::Mat& image, const cv::Rect& box, const Preproc
     throw std::invalid_argument("preprocess_face: margin must be in [0, 2], got " +
                                 std::to_string(opt.margin));
   }
+  if (!(std::abs(opt.offset_y) <= 1.0)) {
+    throw std::invalid_argument("preprocess_face: offset_y must be in [-1, 1], got " + std::to_string(opt.offset_y));
+  }
   const cv::Mat gray = vision_internal::to_gray(image, "preprocess_face");
   const cv::Rect frame(0, 0, gray.cols, gray.rows);
   if (box.width <= 0 || box.height <= 0 || (box & frame).area() == 0) {
@@ -58,6 +61,7 @@ cv::Mat preprocess_face(const cv::Mat& image, const cv::Rect& box, const Preproc
   const cv::Scalar fill(opt.border_value);
   const int mx = static_cast<int>(std::lround(opt.margin * box.width));
   const int my = static_cast<int>(std::lround(opt.margin * box.height));
+  const int dy = static_cast<int>(std::lround(opt.offset_y * box.height));
   const cv::Size crop_size(box.width + 2 * mx, box.height + 2 * my);
 
   cv::Mat region;
@@ -66,14 +70,14 @@ cv::Mat preprocess_face(const cv::Mat& image, const cv::Rect& box, const Preproc
     const double angle = eye_line_angle(*landmarks);
     const cv::Point2f eyes = (left_eye_center(*landmarks) + right_eye_center(*landmarks)) * 0.5f;
     cv::Mat m = cv::getRotationMatrix2D(eyes, angle, 1.0);  // CV_64F 2x3, source -> rotated
-    const double cx = box.x + box.width / 2.0, cy = box.y + box.height / 2.0;
+    const double cx = box.x + box.width / 2.0, cy = box.y + dy + box.height / 2.0;
     const double rcx = m.at<double>(0, 0) * cx + m.at<double>(0, 1) * cy + m.at<double>(0, 2);
     const double rcy = m.at<double>(1, 0) * cx + m.at<double>(1, 1) * cy + m.at<double>(1, 2);
     m.at<double>(0, 2) -= rcx - crop_size.width / 2.0;  // shift so the crop starts at (0, 0)
     m.at<double>(1, 2) -= rcy - crop_size.height / 2.0;
     cv::warpAffine(gray, region, m, crop_size, cv::INTER_LINEAR, border, fill);
   } else {
-    const cv::Rect crop(box.x - mx, box.y - my, crop_size.width, crop_size.height);
+    const cv::Rect crop(box.x - mx, box.y + dy - my, crop_size.width, crop_size.height);
     const cv::Rect inside = crop & frame;
     if (inside == crop) {
       region = gray(crop);
@@ -98,14 +102,30 @@ FacePipelineOptions default_pipeline_options() {
 
 FacePipeline::FacePipeline() : FacePipeline(default_pipeline_options()) {}
 
+const char* align_with_name(AlignWith a) { return a == AlignWith::kLandmarks68 ? "landmarks68" : "keypoints"; }
+
+AlignWith parse_align_with(const std::string& name) {
+  if (name == "keypoints") return AlignWith::kKeypoints;
+  if (name == "landmarks68") return AlignWith::kLandmarks68;
+  throw std::invalid_argument("alignment source '" + name + "' is not one of: keypoints, landmarks68");
+}
+
+bool FacePipelineOptions::needs_landmark_model() const {
+  return preprocess.align && (align_with == AlignWith::kLandmarks68 || detector.detector == DetectorKind::kHaar);
+}
+
 FacePipeline::FacePipeline(FacePipelineOptions options)
     : options_(std::move(options)), detector_(options_.detector) {
-  if (options_.preprocess.align) aligner_ = std::make_unique<LandmarkAligner>(options_.landmark_model_path);
+  if (options_.needs_landmark_model()) aligner_ = std::make_unique<LandmarkAligner>(options_.landmark_model_path);
 }
 
 FacePipeline::~FacePipeline() = default;
 FacePipeline::FacePipeline(FacePipeline&&) noexcept = default;
 FacePipeline& FacePipeline::operator=(FacePipeline&&) noexcept = default;
+
+PreparedFace FacePipeline::prepare(const cv::Mat& image, const DetectedFace& face) const {
+  return prepare_with(image, face, options_.preprocess, false);
+}
 
 PreparedFace FacePipeline::prepare(const cv::Mat& image, const cv::Rect& box) const {
   return prepare(image, box, options_.preprocess);
@@ -113,24 +133,69 @@ PreparedFace FacePipeline::prepare(const cv::Mat& image, const cv::Rect& box) co
 
 PreparedFace FacePipeline::prepare(const cv::Mat& image, const cv::Rect& box,
                                    const PreprocessOptions& preprocess) const {
+  DetectedFace face;
+  face.box = box;
+  return prepare_with(image, face, preprocess, true);
+}
+
+PreparedFace FacePipeline::prepare_with(const cv::Mat& image, DetectedFace detected, const PreprocessOptions& preprocess,
+                                        bool look_for_keypoints) const {
   if (preprocess.align != options_.preprocess.align)
     throw std::invalid_argument("FacePipeline::prepare: preprocess.align must match the pipeline's");
   PreparedFace face;
-  face.box = box;
+  face.box = detected.box;
+  face.score = detected.score;
+  face.keypoints = std::move(detected.keypoints);
+  if (!preprocess.align) {
+    face.face = preprocess_face(image, face.box, preprocess);
+    return face;
+  }
   if (aligner_) {
-    face.landmarks = aligner_->landmarks(image, box);
+    face.landmarks = aligner_->landmarks(image, face.box);
     face.eye_angle = eye_line_angle(face.landmarks);
-    face.face = preprocess_face(image, box, preprocess, &face.landmarks);
+    face.face = preprocess_face(image, face.box, preprocess, &face.landmarks);
+    return face;
+  }
+  if (face.keypoints.empty() && look_for_keypoints) {
+    // A box from elsewhere: find the eyes with the detector in the box's neighbourhood (the box
+    // grown by half its side), taking the detection that overlaps the box most.
+    const cv::Rect frame(0, 0, image.cols, image.rows);
+    const int gx = face.box.width / 2, gy = face.box.height / 2;
+    const cv::Rect around = cv::Rect(face.box.x - gx, face.box.y - gy, face.box.width + 2 * gx,
+                                     face.box.height + 2 * gy) & frame;
+    if (around.area() > 0) {
+      FaceDetectorOptions local = detector_.options();
+      local.tile_above = 0;
+      local.min_face_size = 0;
+      local.max_face_size = 0;
+      double best = 0.1;
+      for (auto& f : detector_.detect_faces(image(around), local)) {
+        const double iou = box_iou(f.box + around.tl(), face.box);
+        if (iou <= best) continue;
+        best = iou;
+        face.keypoints.clear();
+        for (const auto& p : f.keypoints) face.keypoints.push_back(p + cv::Point2f(around.tl()));
+      }
+    }
+  }
+  if (face.keypoints.size() == static_cast<size_t>(kNumBlazeFaceKeypoints)) {
+    face.eye_angle = eye_line_angle(face.keypoints);
+    face.face = preprocess_face(image, face.box, preprocess, &face.keypoints);
   } else {
-    face.face = preprocess_face(image, box, preprocess);
+    PreprocessOptions level = preprocess;  // no eyes found: the crop as it is
+    level.align = false;
+    face.face = preprocess_face(image, face.box, level);
   }
   return face;
 }
 
 std::vector<PreparedFace> FacePipeline::run(const cv::Mat& image) const {
-  const cv::Mat gray = vision_internal::to_gray(image, "FacePipeline::run");  // convert once, not per step
+  // The detector sees the image in colour; crops are made from one gray copy.
+  const auto detected = detector_.detect_faces(image);
+  const cv::Mat gray = vision_internal::to_gray(image, "FacePipeline::run");
   std::vector<PreparedFace> faces;
-  for (const auto& box : detector_.detect(gray)) faces.push_back(prepare(gray, box));
+  faces.reserve(detected.size());
+  for (const auto& d : detected) faces.push_back(prepare(gray, d));
   return faces;
 }
 

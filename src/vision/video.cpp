@@ -134,7 +134,9 @@ struct VideoSession::Impl {
   Impl(const Analyzer& a, VideoOptions o) : analyzer(&a), options(std::move(o)) {
     options.validate();
     const auto& cascade = a.pipeline().detector().options().cascade_path;
-    if (!options.scan.cascade_path.empty() && options.scan.cascade_path != cascade) {
+    options.scan.detector = a.pipeline().detector().kind();  // the Analyzer's detector, with these scan settings
+    if (options.scan.detector == DetectorKind::kHaar && !options.scan.cascade_path.empty() &&
+        options.scan.cascade_path != cascade) {
       throw std::invalid_argument("VideoOptions::scan: cascade_path " + options.scan.cascade_path +
                                   " is not the Analyzer's (" + cascade + "); leave it empty");
     }

@@ -235,6 +235,15 @@ TEST_F(CliDataFolders, TrainReadsAClassFolderWithDetectorFlagsAndRecordsThem) {
   EXPECT_EQ(config["source"]["neighbors"], 5);
   EXPECT_DOUBLE_EQ(config["source"]["scale_step"].get<double>(), 1.15);
   EXPECT_TRUE(config["source"]["margin"].is_null());
+  // The model records the recipe its faces were cropped with: the flags over the defaults.
+  const auto info = run("info --model " + p("run/last.fervid") + " --json");
+  ASSERT_EQ(info.status, 0) << info.out;
+  const auto recipe = json::parse(info.out)["model"]["face_recipe"];
+  EXPECT_EQ(recipe["min_face"], 40);
+  EXPECT_EQ(recipe["neighbors"], 5);
+  EXPECT_DOUBLE_EQ(recipe["scale_step"].get<double>(), 1.15);
+  EXPECT_EQ(recipe["margin"], 0.1);
+  EXPECT_EQ(recipe["detector"], "blazeface");
   // The cache was written under FERVID_CACHE, not the user's cache folder.
   EXPECT_FALSE(fs::is_empty(p("cache")));
 }

@@ -120,3 +120,48 @@ TEST_F(Predict, BadInputIsNamedWithANonZeroExit) {
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.out.find("holds no image"), std::string::npos) << r.out;
 }
+
+// The model's face recipe is how predict finds and crops faces unless a flag says otherwise,
+// field by field; the flags are the one table's, with its ranges.
+TEST_F(Predict, TheModelsRecipeIsTheDefaultAndFlagsOverrideIt) {
+  fervid::ModelConfig c;
+  c.width = 0.125;
+  fervid::MCSANet net(c);
+  fervid::FaceRecipe trained;
+  trained.align = true;
+  trained.margin = 0.15;
+  const std::string model = (dir_ / "aligned.fervid").string();
+  fervid::save_model(model, net, {}, trained);
+  auto recipe_of = [&](const std::string& flags) {
+    const auto r = run("--threads 1 predict --model " + model + " --json " + flags + " " + demo_);
+    EXPECT_EQ(r.status, 0) << flags << ": " << r.out;
+    return r.status == 0 ? nlohmann::json::parse(r.out.substr(r.out.find('{')))["face_recipe"] : nlohmann::json();
+  };
+  const auto given = recipe_of("");
+  EXPECT_EQ(given["align"], true);
+  EXPECT_EQ(given["margin"], 0.15);
+  EXPECT_EQ(given["detector"], "blazeface");
+  const auto changed = recipe_of("--no-align --margin 0.2 --min-face 40");
+  EXPECT_EQ(changed["align"], false);
+  EXPECT_EQ(changed["margin"], 0.2);
+  EXPECT_EQ(changed["min_face"], 40);
+  EXPECT_EQ(changed["border"], "replicate");
+  EXPECT_EQ(recipe_of("--detector haar --neighbors 5")["detector"], "haar");
+  EXPECT_EQ(recipe_of("--whole-image")["margin"], 0.0);
+
+  for (const auto& [flags, says] : std::vector<std::pair<std::string, std::string>>{
+           {"--margin 3", "--margin must be in [0, 2], got 3"},
+           {"--min-face 0", "--min-face must be an integer in [1, 100000], got 0"},
+           {"--detector sift", "--detector must be blazeface or haar, got sift"},
+           {"--min-face 60 --max-face 50", "--max-face (50) is smaller than --min-face (60)"},
+           {"--align-with eyes", "--align-with must be keypoints or landmarks68, got eyes"}}) {
+    const auto r = run(predict(flags + " " + demo_));
+    EXPECT_NE(r.status, 0) << flags;
+    EXPECT_NE(r.out.find(says), std::string::npos) << flags << ": " << r.out;
+  }
+  const auto help = run("predict --help");
+  for (const char* flag : {"--detector", "--min-score", "--nms-iou", "--tile-above", "--min-face", "--max-face",
+                           "--neighbors", "--scale-step", "--detect-side", "--margin", "--offset-y", "--align",
+                           "--no-align", "--align-with", "--border"})
+    EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
+}

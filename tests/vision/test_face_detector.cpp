@@ -23,6 +23,7 @@ std::string error_of(F&& f) {
 
 TEST(FaceDetector, MissingCascadeFileNamesIt) {
   FaceDetectorOptions o;
+  o.detector = DetectorKind::kHaar;
   o.cascade_path = "/nonexistent/cascade.xml";
   const std::string msg = error_of<DataError>([&] { FaceDetector d(o); });
   EXPECT_NE(msg.find("/nonexistent/cascade.xml: face cascade file not found"), std::string::npos) << msg;
@@ -34,6 +35,7 @@ TEST(FaceDetector, ForeignCascadeFileIsAClearError) {
   const std::string text = "<?xml version=\"1.0\"?>\n<opencv_storage><x>1</x></opencv_storage>\n";
   test::write_bytes(path, std::vector<uint8_t>(text.begin(), text.end()));
   FaceDetectorOptions o;
+  o.detector = DetectorKind::kHaar;
   o.cascade_path = path.u8string();
   const std::string msg = error_of<DataError>([&] { FaceDetector d(o); });
   EXPECT_NE(msg.find(path.u8string() + ": not"), std::string::npos) << msg;
@@ -63,18 +65,27 @@ TEST(FaceDetector, NoFaceOnTheFaceFreeFixture) {
   // A crop of the backdrop of samples/astronaut.png (shuttle model, curtain): textures, no face.
   const cv::Mat img = read_image((test::fixtures_dir() / "no_face_astronaut_backdrop.jpg").u8string());
   ASSERT_EQ(img.size(), cv::Size(212, 300));
-  const FaceDetector detector;
-  EXPECT_EQ(detector.detect(img).size(), 0u);
-  // Gray input and a 4x upscale (so every window size is scanned): still none.
-  cv::Mat gray, big;
-  cv::cvtColor(img, gray, cv::COLOR_BGR2GRAY);
-  cv::resize(gray, big, cv::Size(), 4, 4, cv::INTER_LINEAR);
-  EXPECT_EQ(detector.detect(gray).size(), 0u);
-  EXPECT_EQ(detector.detect(big).size(), 0u);
+  for (const auto kind : {DetectorKind::kBlazeFace, DetectorKind::kHaar}) {
+    SCOPED_TRACE(detector_kind_name(kind));
+    FaceDetectorOptions o;
+    o.detector = kind;
+    const FaceDetector detector(o);
+    EXPECT_EQ(detector.detect(img).size(), 0u);
+    // Gray input and a 4x upscale (so every window size is scanned): still none.
+    cv::Mat gray, big;
+    cv::cvtColor(img, gray, cv::COLOR_BGR2GRAY);
+    cv::resize(gray, big, cv::Size(), 4, 4, cv::INTER_LINEAR);
+    EXPECT_EQ(detector.detect(gray).size(), 0u);
+    EXPECT_EQ(detector.detect(big).size(), 0u);
+  }
 }
 
 TEST(FaceDetector, NoFaceOnSyntheticImages) {
-  const FaceDetector detector;
+  for (const auto kind : {DetectorKind::kBlazeFace, DetectorKind::kHaar}) {
+  SCOPED_TRACE(detector_kind_name(kind));
+  FaceDetectorOptions o;
+  o.detector = kind;
+  const FaceDetector detector(o);
   cv::Mat gradient(480, 640, CV_8UC1);
   for (int y = 0; y < 480; ++y) {
     for (int x = 0; x < 640; ++x) gradient.at<uint8_t>(y, x) = static_cast<uint8_t>((x + y) * 255 / 1118);
@@ -84,6 +95,7 @@ TEST(FaceDetector, NoFaceOnSyntheticImages) {
   EXPECT_TRUE(detector.detect(cv::Mat(10, 10, CV_8UC1, cv::Scalar(0))).empty()) << "smaller than any face";
   EXPECT_THROW(detector.detect(cv::Mat()), std::invalid_argument);
   EXPECT_THROW(detector.detect(cv::Mat(10, 10, CV_16UC1)), std::invalid_argument);
+  }
 }
 
 TEST(LandmarkAligner, MissingOrForeignModelFileNamesIt) {

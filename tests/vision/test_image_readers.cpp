@@ -448,10 +448,24 @@ TEST(DataSourceRecipe, EveryDetectionAndCropSettingChangesTheKey) {
   DataSourceOptions base;
   const auto photos = data_source_recipe(SourceFormat::kPhotos, base);
   std::vector<std::function<void(DataSourceOptions&)>> changes = {
-      [](DataSourceOptions& o) { o.min_face = 31; },     [](DataSourceOptions& o) { o.max_face = 500; },
-      [](DataSourceOptions& o) { o.neighbors = 7; },     [](DataSourceOptions& o) { o.scale_step = 1.2; },
-      [](DataSourceOptions& o) { o.detect_side = 320; }, [](DataSourceOptions& o) { o.margin = 0.25; },
-      [](DataSourceOptions& o) { o.align = true; },      [](DataSourceOptions& o) { o.size = 64; },
+      [](DataSourceOptions& o) { o.face.set("min_face", 31); },
+      [](DataSourceOptions& o) { o.face.set("max_face", 500); },
+      [](DataSourceOptions& o) { o.face.set("neighbors", 7); },
+      [](DataSourceOptions& o) { o.face.set("scale_step", 1.2); },
+      [](DataSourceOptions& o) { o.face.set("detect_side", 320); },
+      [](DataSourceOptions& o) { o.face.set("margin", 0.25); },
+      [](DataSourceOptions& o) { o.face.set("align", true); },
+      [](DataSourceOptions& o) { o.face.set("detector", "haar"); },
+      [](DataSourceOptions& o) { o.face.set("min_score", 0.6); },
+      [](DataSourceOptions& o) { o.face.set("nms_iou", 0.4); },
+      [](DataSourceOptions& o) { o.face.set("tile_above", 0); },
+      [](DataSourceOptions& o) { o.face.set("offset_y", 0.05); },
+      [](DataSourceOptions& o) { o.face.set("border", "constant"); },
+      [](DataSourceOptions& o) {
+        o.face.set("align", true);
+        o.face.set("align_with", "landmarks68");
+      },
+      [](DataSourceOptions& o) { o.size = 64; },
       [](DataSourceOptions& o) { o.keep_contempt = true; }};
   std::set<std::string> seen = {photos};
   for (const auto& change : changes) {
@@ -460,10 +474,8 @@ TEST(DataSourceRecipe, EveryDetectionAndCropSettingChangesTheKey) {
     const auto r = data_source_recipe(SourceFormat::kPhotos, o);
     EXPECT_TRUE(seen.insert(r).second) << r;
   }
-  // Defaults are written out, so a changed default in vision.h changes the key too.
-  const FaceDetectorOptions d;
-  EXPECT_NE(photos.find("min_face=" + std::to_string(d.min_face_size)), std::string::npos) << photos;
-  EXPECT_NE(photos.find("neighbors=" + std::to_string(d.min_neighbors)), std::string::npos) << photos;
+  // Defaults are written out (the whole recipe), so a changed default changes the key too.
+  EXPECT_NE(photos.find(to_json(FaceRecipe{}).dump()), std::string::npos) << photos;
   // CK+'s own options.
   DataSourceOptions ck = base;
   const auto ck0 = data_source_recipe(SourceFormat::kCkPlus, ck);
@@ -486,13 +498,13 @@ TEST(DataSourceRecipe, APhotoFolderIsRebuiltWhenADetectorSettingChanges) {
   ASSERT_EQ(a.data.size(), 1u);
   EXPECT_FALSE(a.cache_hit);
   EXPECT_TRUE(open_data_source(root.u8string(), o).cache_hit);
-  o.margin = 0.3;
+  o.face.set("margin", 0.3);
   const auto b = open_data_source(root.u8string(), o);
   EXPECT_FALSE(b.cache_hit);
   ASSERT_EQ(b.data.size(), 1u);
   EXPECT_NE(b.data.pixels, a.data.pixels) << "a wider margin frames the face differently";
-  o.margin.reset();
-  o.min_face = 200;  // larger than the face: nothing found, and not the cached sample
+  o.face.clear();
+  o.face.set("min_face", 200);  // larger than the face: nothing found, and not the cached sample
   const auto c = open_data_source(root.u8string(), o);
   EXPECT_FALSE(c.cache_hit);
   EXPECT_EQ(c.data.size(), 0u);

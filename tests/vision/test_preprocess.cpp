@@ -207,7 +207,7 @@ TEST(Preprocess, RejectsBadInputWithTheValues) {
             std::string::npos);
   const std::vector<cv::Point2f> five(5);
   EXPECT_NE(
-      msg([&] { preprocess_face(img, cv::Rect(0, 0, 5, 5), o, &five); }).find("expected 68 landmarks, got 5"),
+      msg([&] { preprocess_face(img, cv::Rect(0, 0, 5, 5), o, &five); }).find("expected 68 landmarks or 6 BlazeFace keypoints, got 5"),
       std::string::npos);
 }
 

@@ -1,5 +1,6 @@
-// The flags every command that recognises faces shares (predict, video): which model, how faces
-// are found and prepared. OpenCV part of the CLI.
+// The flags every command that recognises faces shares (predict, video, serve): which model,
+// and the face-recipe flags (recipe_flags.h), which override the model's recipe field by field.
+// OpenCV part of the CLI.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -7,35 +8,35 @@
 #include <string>
 
 #include "fervid/analyzer.h"
+#include "fervid/model_io.h"
+#include "recipe_flags.h"
 
 namespace fervid::cli {
 
 struct AnalyzerFlags {
   std::string model;  // "" = default_model_path()
-  bool align = false, flip = false;
+  bool flip = false;
+  RecipeFlags recipe;
   AnalyzerOptions options;
 
-  // The detection flags set `detector` when given (fervid video: VideoOptions::scan, whose
-  // defaults differ from the photo ones), else the Analyzer's own detector options.
-  void add_to(CLI::App* cmd, FaceDetectorOptions* detector = nullptr) {
+  void add_to(CLI::App* cmd) {
     auto* g = "Recognition";
-    auto& d = detector ? *detector : options.faces.detector;
     cmd->add_option("--model", model, "Model file (default: the shipped model, see `fervid info --model`)")->group(g);
-    cmd->add_flag("--align", align, "Rotate each face so the eyes are level (dlib's 68 landmarks)")->group(g);
     cmd->add_flag("--flip", flip, "Average each face's prediction with its mirror image (2x the work)")->group(g);
-    cmd->add_option("--min-face", d.min_face_size, "Smallest face side in pixels")->group(g)->capture_default_str()->check(CLI::PositiveNumber);
-    cmd->add_option("--max-face", d.max_face_size, "Largest face side in pixels (0 = no limit)")->group(g)->capture_default_str()->check(CLI::NonNegativeNumber);
-    cmd->add_option("--neighbors", d.min_neighbors, "Detections a face needs (higher: fewer false faces)")->group(g)->capture_default_str()->check(CLI::PositiveNumber);
-    cmd->add_option("--scale-step", d.scale_factor, "Detector window growth per scale")->group(g)->capture_default_str();
-    cmd->add_option("--detect-side", d.max_detect_side, "Detect on a copy at most this long (0 = full size)")->group(g)->capture_default_str()->check(CLI::NonNegativeNumber);
-    cmd->add_option("--margin", options.faces.preprocess.margin, "Crop margin around the box, as a fraction of its side")->group(g)->capture_default_str();
+    recipe.add_to(cmd, "Faces", [](const RecipeOption&) { return std::string("the model's recipe"); });
   }
 
   std::string model_path() const { return model.empty() ? default_model_path() : model; }
 
-  Analyzer make() const {
+  // The model's recipe with the flags given (errors name the flags).
+  FaceRecipe face_recipe() const { return recipe.given().apply(read_face_recipe(model_path())); }
+
+  // `extra` is written over the flags (predict --whole-image: margin 0).
+  Analyzer make(const FaceRecipeOverrides& extra = {}) const {
     auto o = options;
-    o.faces.preprocess.align = align;
+    face_recipe();  // the flags checked together, named as flags, before the model loads
+    o.recipe = recipe.given();
+    o.recipe.merge(extra);
     o.classifier.flip_average = flip;
     return Analyzer(model_path(), o);
   }

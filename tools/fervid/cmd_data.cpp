@@ -41,8 +41,6 @@ struct SourceFlags {
   }
 };
 
-bool detects_faces(SourceFormat f) { return f == SourceFormat::kPhotos || f == SourceFormat::kCkPlus; }
-
 // Issues (or notes) of one field, for the per-reason listings.
 std::vector<const DataIssue*> of_field(const std::vector<DataIssue>& list, const std::string& field) {
   std::vector<const DataIssue*> out;

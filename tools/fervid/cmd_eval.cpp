@@ -14,6 +14,7 @@
 #include "fervid/model_io.h"
 #include "fervid/splits.h"
 #include "fervid/train_step.h"
+#include "recipe_flags.h"
 #ifdef FERVID_WITH_OPENCV
 #include "fervid/plot.h"
 #endif
@@ -27,6 +28,7 @@ struct EvalOptions {
   int folds = 0, fold = 0;
   uint64_t seed = 1;
   bool json = false;
+  RecipeFlags recipe;
 };
 
 }  // namespace
@@ -46,6 +48,8 @@ void add_eval_command(CLI::App& app, const GlobalOptions& /*global*/) {
   cmd->add_option("--out", o->out, "Folder for report.json and the PNGs (default: eval-<split>-<tta>)");
   cmd->add_flag("--json", o->json, "Print the JSON report instead of a summary");
   cmd->add_option("--device", o->device, "auto | cpu | cuda | cuda:N (auto: cuda when available)")->capture_default_str();
+  o->recipe.add_to(cmd, "Faces (--format photos or ckplus: faces are detected and cropped)",
+                   [](const RecipeOption&) { return std::string("the model's recipe"); });
   cmd->callback([o] {
     const auto device = resolve_device(o->device);  // an unavailable device fails before any work
     auto model = load_model(o->model);
@@ -56,6 +60,13 @@ void add_eval_command(CLI::App& app, const GlobalOptions& /*global*/) {
     so.ferplus = o->ferplus;
     so.size = cfg.input_size;
     so.use_cache = true;
+    // Photos and CK+ are cropped with the model's recipe, then the flags given; other formats
+    // hold cropped faces (a recipe flag is then an error naming it).
+    so.face = o->recipe.given();
+    const bool cropped_here = detects_faces(resolve_source_format(o->data, so.format));
+    if (cropped_here) {
+      so.face = FaceRecipeOverrides::all_of(so.face.apply(model.face_recipe));
+    }
     const auto src = open_data_source(o->data, so);
     std::vector<size_t> idx;
     std::string protocol;
@@ -85,6 +96,8 @@ void add_eval_command(CLI::App& app, const GlobalOptions& /*global*/) {
         {"data_sha256", data_is_file ? nlohmann::json(sha256_file(o->data)) : nlohmann::json()},
         {"data_key", src.cache_key}, {"ferplus", o->ferplus}, {"protocol", protocol},
         {"tta", to_string(tta)}, {"single_crop", tta == Tta::kNone}, {"device", device.str()},
+        {"model_face_recipe", to_json(model.face_recipe)},
+        {"face_recipe", cropped_here ? to_json(source_face_recipe(so)) : nlohmann::json()},
         {"metrics", to_json(metrics, cfg.classes())}};
     write_file_atomically(out + "/report.json", report.dump(2) + "\n");
 #ifdef FERVID_WITH_OPENCV

@@ -94,11 +94,18 @@ void add_info_command(CLI::App& app, const GlobalOptions& /*global*/) {
   cmd->callback([opt, model] {
     ModelConfig config;
     nlohmann::json about;
+    ModelHeader header;
     if (model->count() > 0) {
       const std::string path = opt->model.empty() ? default_model_path() : opt->model;
-      nlohmann::json meta;
-      config = read_model_config(path, &meta);
-      about = {{"path", path}, {"sha256", sha256_file(path)}, {"classes", config.classes()}, {"metadata", meta}};
+      header = read_model_header(path);
+      config = header.config;
+      about = {{"path", path},
+               {"sha256", sha256_file(path)},
+               {"format_version", header.format_version},
+               {"classes", config.classes()},
+               {"face_recipe", to_json(header.face_recipe)},
+               {"face_recipe_stored", header.recipe_stored},
+               {"metadata", header.metadata}};
     } else {
       config.variant = parse_variant(opt->variant);
       config.width = opt->width;
@@ -116,8 +123,12 @@ void add_info_command(CLI::App& app, const GlobalOptions& /*global*/) {
     }
     if (!about.is_null()) {
       const auto& m = about["metadata"];
-      std::cout << fmt::format("model {}\n  sha256 {}\n  classes {}\n", about["path"].get<std::string>(),
-                               about["sha256"].get<std::string>(), fmt::join(config.classes(), " "));
+      std::cout << fmt::format("model {}\n  sha256 {}\n  format version {}\n  classes {}\n",
+                               about["path"].get<std::string>(), about["sha256"].get<std::string>(),
+                               about["format_version"].get<int>(), fmt::join(config.classes(), " "));
+      std::cout << fmt::format("  face recipe{}: {}\n",
+                               about["face_recipe_stored"].get<bool>() ? "" : " (not stored: a version-1 file's)",
+                               describe(header.face_recipe));
       if (m.contains("command")) std::cout << "  trained by: " << m["command"].get<std::string>() << "\n";
       if (m.contains("epoch") && m.contains("val_accuracy"))
         std::cout << fmt::format("  epoch {} of the run, {} accuracy {:.2f}%\n", m["epoch"].get<int>() + 1,

@@ -73,10 +73,13 @@ void add_predict_command(CLI::App& app, const GlobalOptions& /*global*/) {
     const bool many = files.size() > 1;
     if (!f->annotate.empty() && many) fs::create_directories(fs::u8path(f->annotate));
     if (!f->crops.empty()) fs::create_directories(fs::u8path(f->crops));
-    if (f->whole) f->analyzer.options.faces.preprocess.margin = 0;
-    const auto analyzer = f->analyzer.make();
+    FaceRecipeOverrides whole;
+    if (f->whole) whole.set("margin", 0);  // each image is the face
+    const auto analyzer = f->analyzer.make(whole);
     const auto& names = analyzer.class_names();
-    nlohmann::json report = {{"model", f->analyzer.model_path()}, {"images", nlohmann::json::array()}};
+    nlohmann::json report = {{"model", f->analyzer.model_path()},
+                             {"face_recipe", to_json(analyzer.recipe())},
+                             {"images", nlohmann::json::array()}};
     int failed = 0;
     size_t faces_total = 0;
     std::set<std::string> used_names;

@@ -117,10 +117,11 @@ void add_serve_command(CLI::App& app, const GlobalOptions& global) {
         options.host.find(':') != std::string::npos ? "[" + options.host + "]" : options.host;
     std::cout
         << fmt::format(
-               "fervid serve: http://{}:{}/  model {} ({} width {} {}x{}{}{}), {} worker{} x {} thread{}; "
+               "fervid serve: http://{}:{}/  model {} ({} width {} {}x{}, {} faces{}{}), {} worker{} x {} thread{}; "
                "Ctrl-C stops\n",
                host, port, f->analyzer.model_path(), to_string(c.variant), c.width, c.input_size,
-               c.input_size, f->analyzer.align ? ", align" : "", f->analyzer.flip ? ", flip" : "",
+               c.input_size, analyzer->recipe().detector, analyzer->recipe().align ? ", align" : "",
+               f->analyzer.flip ? ", flip" : "",
                options.workers, options.workers == 1 ? "" : "s", runtime_threads(),
                runtime_threads() == 1 ? "" : "s")
         << std::flush;

@@ -224,9 +224,9 @@ void add_video_command(CLI::App& app, const GlobalOptions& /*global*/) {
                   "detection flags below adjust them")
       ->capture_default_str()
       ->check(CLI::IsMember({"video", "photo"}));
-  // --min-face, --neighbors, --scale-step, --detect-side: how whole frames are scanned.
-  f->analyzer.add_to(cmd, &f->video.scan);
-  cmd->callback([f, cmd] {
+  // The recipe flags: the Analyzer's recipe, and (its detection flags) how whole frames are scanned.
+  f->analyzer.add_to(cmd);
+  cmd->callback([f] {
     // Our messages name the input; OpenCV's and FFmpeg's own lines ("moov atom not found") would
     // only repeat them less clearly. A user's OPENCV_FFMPEG_LOGLEVEL is kept.
     cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
@@ -234,21 +234,21 @@ void add_video_command(CLI::App& app, const GlobalOptions& /*global*/) {
     const bool camera = is_camera_index(f->source);
     if (camera && f->loop_minutes > 0)
       throw std::runtime_error("--loop-minutes replays a file; " + f->source + " is a camera");
-    if (f->scan == "photo") {  // the photo settings, with the detection flags given on top
-      FaceDetectorOptions photo;
-      photo.cascade_path.clear();
-      const FaceDetectorOptions& given = f->video.scan;
-      if (cmd->count("--min-face")) photo.min_face_size = given.min_face_size;
-      if (cmd->count("--max-face")) photo.max_face_size = given.max_face_size;
-      if (cmd->count("--neighbors")) photo.min_neighbors = given.min_neighbors;
-      if (cmd->count("--scale-step")) photo.scale_factor = given.scale_factor;
-      if (cmd->count("--detect-side")) photo.max_detect_side = given.max_detect_side;
-      f->video.scan = photo;
-    }
-    f->video.validate();
     const int fourcc = f->out.empty() ? 0 : fourcc_for(f->out);
     cv::VideoCapture cap = open_source(f->source, camera);
     const auto analyzer = f->analyzer.make();
+    {  // the preset (video, or the Analyzer's photo settings), with the detection flags given on top
+      FacePipelineOptions scan;
+      scan.detector = f->video.scan;
+      if (f->scan == "photo") {
+        scan.detector = analyzer.pipeline().detector().options();
+        scan.detector.cascade_path.clear();
+        scan.detector.blazeface_path.clear();
+      }
+      apply_face_recipe(f->analyzer.recipe.given().apply(face_recipe_of(scan)), scan);
+      f->video.scan = scan.detector;
+    }
+    f->video.validate();
     const auto& names = analyzer.class_names();
     VideoOptions vo = f->video;
     vo.keep_entries = false;  // the timeline is streamed to --jsonl; memory stays flat

@@ -15,6 +15,7 @@ struct GlobalOptions {
 void add_info_command(CLI::App& app, const GlobalOptions& global);
 void add_data_command(CLI::App& app, const GlobalOptions& global);
 void add_eval_command(CLI::App& app, const GlobalOptions& global);
+void add_model_command(CLI::App& app, const GlobalOptions& global);  // model set-recipe
 #ifdef FERVID_WITH_OPENCV
 void add_predict_command(CLI::App& app, const GlobalOptions& global);
 void add_video_command(CLI::App& app, const GlobalOptions& global);

@@ -1,18 +1,14 @@
 // The flags that say how a dataset is read (DataSourceOptions), declared once for every command
-// that reads one: `data check`, `data preview` and `train`. Face-detection flags have the names
-// `fervid predict` uses (analyzer_flags.h): --min-face --max-face --neighbors --scale-step
-// --detect-side --margin.
+// that reads one: `data check`, `data preview`, `train`, `cv` and `ablate`. The face-recipe flags
+// are `fervid predict`'s (recipe_flags.h: one table).
 #pragma once
 
 #include <CLI/CLI.hpp>
 
-#include <sstream>
 #include <string>
 
 #include "fervid/data_source.h"
-#ifdef FERVID_WITH_OPENCV
-#include "fervid/vision.h"
-#endif
+#include "recipe_flags.h"
 
 namespace fervid::cli {
 
@@ -23,10 +19,10 @@ struct DataSourceFlags {
   };
 
   std::string format = "auto", ferplus, ferplus_rule = "majority";
-  bool strict = false, keep_contempt = false, align = false, first_frame_neutral = false;
+  bool strict = false, keep_contempt = false, first_frame_neutral = false;
   int size = 48;
-  int min_face = 0, max_face = 0, neighbors = 0, detect_side = 0, frames_per_sequence = 0;
-  double scale_step = 0, margin = 0;
+  int frames_per_sequence = 0;
+  RecipeFlags recipe;
 
   void add_to(CLI::App* cmd, Use use, const std::string& group = "Data") {
     auto* g = group.c_str();
@@ -46,35 +42,12 @@ struct DataSourceFlags {
                     "CK+: keep contempt images, unlabelled (default: dropped, as the paper does)")
           ->group(g);
     }
-    cmd->add_flag("--align", align, "Photos / CK+: align the eye line (dlib landmarks)")->group(g);
-    // Defaults come from the detector and crop options themselves (vision.h), never repeated here.
-    auto detect = [](const std::string& default_value) {
-      return " (--format photos or ckplus; default " + default_value + ")";
-    };
-#ifdef FERVID_WITH_OPENCV
-    const FaceDetectorOptions d;
-    const PreprocessOptions crop;
-    auto text = [](double v) {
-      std::ostringstream s;
-      s << v;
-      return s.str();
-    };
-    const std::string d_min = text(d.min_face_size), d_max = text(d.max_face_size), d_nb = text(d.min_neighbors),
-                      d_step = text(d.scale_factor), d_side = text(d.max_detect_side), d_margin = text(crop.margin);
-#else
-    const std::string d_min = "the detector's", d_max = d_min, d_nb = d_min, d_step = d_min, d_side = d_min,
-                      d_margin = d_min;
-#endif
-    cmd->add_option("--min-face", min_face, "Smallest face side in pixels" + detect(d_min))->group(g);
-    cmd->add_option("--max-face", max_face, "Largest face side in pixels, 0 = no limit" + detect(d_max))->group(g);
-    cmd->add_option("--neighbors", neighbors, "Detections a face needs (higher: fewer false faces)" + detect(d_nb))
-        ->group(g);
-    cmd->add_option("--scale-step", scale_step, "Detector window growth per scale, in (1, 2]" + detect(d_step))
-        ->group(g);
-    cmd->add_option("--detect-side", detect_side, "Detect on a copy at most this long, 0 = full size" + detect(d_side))
-        ->group(g);
-    cmd->add_option("--margin", margin, "Crop margin around the face box, as a fraction of its side" + detect(d_margin))
-        ->group(g);
+    // The face recipe (recipe_flags.h): how photos and CK+ frames are cropped; for training also
+    // what the model records as its recipe, whatever the source (defaults: FaceRecipe{}).
+    const FaceRecipe defaults;
+    recipe.add_to(cmd, group + ": faces (--format photos or ckplus" +
+                           (use == Use::kTrain ? "; any format: the model's recipe)" : ")"),
+                  [defaults](const RecipeOption& o) { return RecipeFlags::value_of(defaults, o); });
     cmd->add_option("--frames-per-sequence", frames_per_sequence,
                     "CK+ (--format ckplus): the last N frames of each labelled sequence (default 3, the paper's)")
         ->group(g);
@@ -101,13 +74,7 @@ struct DataSourceFlags {
     if (given("--strict")) o.strict = strict;
     if (given("--size")) o.size = size;
     if (given("--keep-contempt")) o.keep_contempt = keep_contempt;
-    if (given("--align")) o.align = align;
-    if (given("--min-face")) o.min_face = min_face;
-    if (given("--max-face")) o.max_face = max_face;
-    if (given("--neighbors")) o.neighbors = neighbors;
-    if (given("--scale-step")) o.scale_step = scale_step;
-    if (given("--detect-side")) o.detect_side = detect_side;
-    if (given("--margin")) o.margin = margin;
+    o.face.merge(recipe.given());
     if (given("--frames-per-sequence")) o.frames_per_sequence = frames_per_sequence;
     if (given("--first-frame-neutral")) o.first_frame_neutral = first_frame_neutral;
   }

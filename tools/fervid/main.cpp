@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   fervid::cli::add_info_command(app, global);
   fervid::cli::add_data_command(app, global);
   fervid::cli::add_eval_command(app, global);
+  fervid::cli::add_model_command(app, global);
 #ifdef FERVID_WITH_OPENCV
   fervid::cli::add_predict_command(app, global);
   fervid::cli::add_video_command(app, global);
