@@ -365,7 +365,7 @@ def deterministic_input(shape, seed: int = 0) -> torch.Tensor:
 # ---- model files (model_io.cpp) ----------------------------------------------------------------
 
 MAGIC = b"FERVIDMF"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 adds the face recipe to the header; the weights are laid out as in 1
 _PREAMBLE = len(MAGIC) + 4 + 8  # magic, u32 version, u64 header size
 _MAX_HEADER = 64 << 20
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64}
@@ -395,7 +395,7 @@ def read_fervid(path: str, verify_checksum: bool = True):
     if len(b) < _PREAMBLE:
         raise ModelFileError(where + f"truncated ({len(b)} bytes)")
     version, header_size = struct.unpack_from("<IQ", b, len(MAGIC))
-    if version != FORMAT_VERSION:
+    if version not in (1, FORMAT_VERSION):
         raise ModelFileError(where + f"unsupported format version {version} "
                                      f"(this reader reads version {FORMAT_VERSION})")
     if header_size > _MAX_HEADER:

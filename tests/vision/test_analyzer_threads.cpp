@@ -170,7 +170,9 @@ TEST(AnalyzerThreads, ConcurrentCallsWithAlignmentGiveTheSequentialResults) {
 }
 
 TEST(AnalyzerThreads, DetectorRejectsScanOptionsForAnotherCascade) {
-  const FaceDetector detector;
+  FaceDetectorOptions haar;
+  haar.detector = DetectorKind::kHaar;
+  const FaceDetector detector(haar);
   FaceDetectorOptions scan;
   scan.cascade_path = "/usr/share/opencv4/lbpcascades/lbpcascade_frontalface.xml";
   try {

@@ -75,7 +75,9 @@ class Video : public ::testing::Test {
     net->eval();
     model_ = (dir_->path() / "tiny.fervid").string();
     save_model(model_, net, {{"made_by", "test_video"}});
-    const AnalyzerOptions options;
+    AnalyzerOptions options;  // these tests follow the cascade's boxes and scan settings
+    options.faces = FacePipelineOptions{};
+    options.faces->detector.detector = DetectorKind::kHaar;
     analyzer_ = new Analyzer(model_, options);
     // Where the detector puts the face in a frame with the crop at (0, 0): the truth for a
     // crop at p is that box moved by p.

@@ -163,6 +163,7 @@ TEST_F(AlignmentData, AlignedCropsHaveAHorizontalEyeLine) {
   FacePipelineOptions o;
   o.preprocess.size = 160;
   o.preprocess.align = true;
+  o.align_with = AlignWith::kLandmarks68;  // this test measures dlib's landmarks
   const FacePipeline pipeline(o);
   const auto faces = pipeline.run(img);
   ASSERT_EQ(faces.size(), 2u);
@@ -230,7 +231,9 @@ TEST(PhotoFolderData, LargestFaceKeptAndFaceFreePhotoSkipped) {
   fs::copy_file(examples_dir() / "obama-480p.jpg", root / "happy" / "a.jpg");
   fs::copy_file(examples_dir() / "two_people.jpg", root / "neutral" / "b.jpg");
   fs::copy_file(test::fixtures_dir() / "no_face_astronaut_backdrop.jpg", root / "neutral" / "c.jpg");
-  const FacePipeline pipeline;
+  FacePipelineOptions haar;  // the boxes below are the cascade's
+  haar.detector.detector = DetectorKind::kHaar;
+  const FacePipeline pipeline(haar);
   ImageFolderOptions o;
   o.split = Split::kTraining;
   ReadReport rep;
