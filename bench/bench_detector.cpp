@@ -117,28 +117,24 @@ int main(int argc, char** argv) {
               "ms/gallery");
   for (const auto& d : detectors) {
     const fervid::FaceDetector detector(d.options);
+    // Counts over a set of frames, each frame's own counts and its median time.
+    auto run_set = [&](const std::vector<Frame>& set, fervid::DetectionCounts& total, std::vector<double>& ms) {
+      nlohmann::json each = nlohmann::json::array();
+      for (const auto& f : set) {
+        std::vector<cv::Rect> boxes;
+        ms.push_back(median_ms(repeats, [&] { boxes = detector.detect(f.image); }));
+        total.add(f.truth, boxes);
+        fervid::DetectionCounts one;
+        one.add(f.truth, boxes);
+        each.push_back({{"image", f.truth.name}, {"size", {f.image.cols, f.image.rows}}, {"counts", one.to_json()},
+                        {"ms", ms.back()}});
+      }
+      return each;
+    };
     fervid::DetectionCounts photos, gallery;
     std::vector<double> ms_photo, ms_gallery;
-    nlohmann::json per_image = nlohmann::json::array();
-    for (const auto& f : frames) {
-      std::vector<cv::Rect> boxes;
-      ms_photo.push_back(median_ms(repeats, [&] { boxes = detector.detect(f.image); }));
-      photos.add(f.truth, boxes);
-      fervid::DetectionCounts one;
-      one.add(f.truth, boxes);
-      per_image.push_back({{"image", f.truth.name}, {"faces", one.faces}, {"found", one.found},
-                           {"detections", one.detections}, {"ms", ms_photo.back()}});
-    }
-    nlohmann::json per_gallery = nlohmann::json::array();
-    for (const auto& f : galleries) {
-      std::vector<cv::Rect> boxes;
-      ms_gallery.push_back(median_ms(repeats, [&] { boxes = detector.detect(f.image); }));
-      gallery.add(f.truth, boxes);
-      fervid::DetectionCounts one;
-      one.add(f.truth, boxes);
-      per_gallery.push_back({{"gallery", f.truth.name}, {"size", {f.image.cols, f.image.rows}}, {"counts", one.to_json()},
-                             {"ms", ms_gallery.back()}});
-    }
+    const nlohmann::json per_image = run_set(frames, photos, ms_photo);
+    const nlohmann::json per_gallery = run_set(galleries, gallery, ms_gallery);
     const double photo_ms = nearest_rank(ms_photo, 0.5), gallery_ms = nearest_rank(ms_gallery, 0.5);
     std::printf("%-24s %8lld %8.3f %8.3f %8.3f %10.2f %10.2f\n", d.name.c_str(), static_cast<long long>(photos.faces),
                 photos.recall(), photos.precision(), gallery.recall(), photo_ms, gallery_ms);

@@ -90,13 +90,12 @@ int main(int argc, char** argv) {
       };
       return d(a) < d(b);
     });
-    const double x = f.box.x / 4.0, y = f.box.y / 4.0, w = f.box.width / 4.0, h = f.box.height / 4.0;
+    const double y = f.box.y / 4.0, w = f.box.width / 4.0, h = f.box.height / 4.0;
     mx.push_back((48.0 / w - 1) / 2);
     my.push_back((48.0 / h - 1) / 2);
     dy.push_back((24.0 - (y + h / 2)) / h);
     ww.push_back(w);
     hh.push_back(h);
-    (void)x;
   }
   const double margin = (median(mx) + median(my)) / 2, offset = median(dy);
   nlohmann::json report = {

@@ -10,7 +10,6 @@
 #include <fstream>
 #include <limits>
 #include <map>
-#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
@@ -83,6 +82,7 @@ struct Node {
   std::vector<int64_t> declared_shape;
   torch::Tensor constant;
   bool inplace_ok = false;  // its value may be overwritten by its last consumer
+  bool is_output = false;
   int last_use = -1;        // position in `order` of the last node that reads it
 };
 
@@ -529,12 +529,11 @@ void TfjsGraph::Impl::prepare() {
   // Identity, or outputs), read by no view-making node.
   for (size_t pos = 0; pos < order.size(); ++pos)
     for (int u : nodes[static_cast<size_t>(order[pos])].inputs) nodes[static_cast<size_t>(u)].last_use = static_cast<int>(pos);
-  std::set<int> output_set(outputs.begin(), outputs.end());
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    Node& n = nodes[i];
+  for (int o : outputs) nodes[static_cast<size_t>(o)].is_output = true;
+  for (auto& n : nodes) {
     n.inplace_ok = (n.op == Op::kConv || n.op == Op::kDepthwise || n.op == Op::kAdd || n.op == Op::kRelu ||
                     n.op == Op::kRelu6 || n.op == Op::kMaxPool || n.op == Op::kPad) &&
-                   output_set.count(static_cast<int>(i)) == 0;
+                   !n.is_output;
   }
   for (const auto& n : nodes)
     if (n.op == Op::kReshape || n.op == Op::kIdentity)
@@ -695,7 +694,7 @@ std::vector<torch::Tensor> TfjsGraph::Impl::run(const torch::Tensor& x, int64_t*
     // Free what nobody reads any more.
     for (int u : n.inputs) {
       const Node& src = nodes[static_cast<size_t>(u)];
-      if (src.last_use == static_cast<int>(pos) && src.op != Op::kConst && !std::count(outputs.begin(), outputs.end(), u))
+      if (src.last_use == static_cast<int>(pos) && src.op != Op::kConst && !src.is_output)
         values[static_cast<size_t>(u)].t = torch::Tensor();
     }
   }
