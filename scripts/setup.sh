@@ -29,6 +29,7 @@ done
 packages=(
   build-essential cmake ccache git pkg-config
   libtorch-dev libopenblas0-openmp
+  libdnnl-dev  # the oneDNN libtorch already uses, called directly for the face detector's graph
   libopencv-dev opencv-data libdlib-dev libdlib-data zlib1g-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libcpp-httplib-dev  # `fervid serve`

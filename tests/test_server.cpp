@@ -212,10 +212,12 @@ TEST_F(ServerTest, AnalyzeGivesTheAnalyzersFaces) {
 
 TEST_F(ServerTest, WholeImageIsOneFaceWithoutMargin) {
   start();
-  // A face crop, classified as `fervid predict --whole-image` does: margin 0, no detection.
+  // A face crop, classified as `fervid predict --whole-image` does: no margin, no shift, no
+  // detection.
   const cv::Mat crop = read_image(kImage)(cv::Rect(160, 50, 130, 130)).clone();
   AnalyzerOptions o;
   o.recipe.set("margin", 0);
+  o.recipe.set("offset_y", 0);
   const Analyzer whole(kModel, o);
   const auto want = whole.analyze_boxes(crop, {cv::Rect(0, 0, crop.cols, crop.rows)});
   const auto [status, j] = post("/v1/analyze?whole_image=1", as_string(test::encode(crop, ".png")));

@@ -141,5 +141,46 @@ TEST(TfjsGraph, BlazeFaceOnASyntheticInputEqualsTensorFlowJs) {
   }
 }
 
+// The oneDNN engine (src/nn/tfjs_dnnl.cpp: fused residual blocks, in-place sums, filters
+// reordered once) against the libtorch one, which the tests above hold to TF.js.
+TEST(TfjsGraph, BothEnginesGiveTheSameOutputs) {
+  const auto expected = read_json(kFixtures + "/tfjs_tiny/expected.json");
+  TfjsGraph fast(kFixtures + "/tfjs_tiny/model.json");
+  TfjsGraph plain(kFixtures + "/tfjs_tiny/model.json", TfjsEngine::kLibtorch);
+  EXPECT_EQ(plain.engine(), "libtorch");
+#ifdef FERVID_EXPECT_ONEDNN
+  // Built with oneDNN's headers: the tiny graph (a residual from the input, one from a pooling,
+  // Pad, asymmetric SAME) and BlazeFace must run on it, not fall back.
+  EXPECT_EQ(fast.engine(), "onednn");
+#endif
+  const auto input = tensor_of(expected["input"]["values"], expected["input"]["shape"]);
+  const auto batch = torch::cat({input, input * 0.5, -input}, 0);
+  const auto before = batch.clone();
+  for (const auto& x : {input, batch}) {
+    const auto a = fast.run(x), b = plain.run(x);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t k = 0; k < a.size(); ++k) EXPECT_TRUE(torch::equal(a[k], b[k])) << fast.output_names()[k];
+  }
+  EXPECT_TRUE(torch::equal(batch, before)) << "the caller's input was overwritten";
+
+  TfjsGraph face(kBlazeFace);
+  TfjsGraph face_plain(kBlazeFace, TfjsEngine::kLibtorch);
+#ifdef FERVID_EXPECT_ONEDNN
+  EXPECT_EQ(face.engine(), "onednn");
+#endif
+  torch::manual_seed(7);
+  const auto frames = torch::rand({3, 256, 256, 3}) * 2 - 1;
+  for (int rep = 0; rep < 2; ++rep) {  // the second run reuses the plan built by the first
+    const auto a = face.run(frames), b = face_plain.run(frames);
+    for (size_t k = 0; k < a.size(); ++k)
+      EXPECT_TRUE(torch::allclose(a[k], b[k], 1e-5, 1e-4))
+          << face.output_names()[k] << ": max |diff| " << (a[k] - b[k]).abs().max().item<float>();
+  }
+  // One frame alone gives what it gives inside the batch.
+  const auto one = face.run(frames.slice(0, 1, 2).contiguous());
+  const auto all = face.run(frames);
+  for (size_t k = 0; k < one.size(); ++k) EXPECT_TRUE(torch::allclose(one[k][0], all[k][1], 1e-5, 1e-4));
+}
+
 }  // namespace
 }  // namespace fervid

@@ -10,9 +10,15 @@
 // weight that is missing, of another dtype or of the wrong size, an input naming no node -
 // throws ModelFileError naming the file and the node.
 //
-// Execution: rank-4 values live in libtorch's channels_last memory (NHWC bytes, NCHW logical
-// shape), so convolutions run on oneDNN's NHWC kernels without layout conversions, and values
-// used only once are reused in place (AddV2 and Relu write over their input).
+// Execution, two engines with the same results (tests/test_tfjs_graph.cpp runs both):
+// - oneDNN (kFastest, when fervid is built with oneDNN's headers and the graph is one it runs:
+//   rank-4 values, AddV2 without broadcasting, Reshape only on the way to an output): NHWC
+//   buffers end to end, filters reordered once at the first run of an input shape, TF's
+//   asymmetric SAME padding inside the convolution, and convolution -> AddV2 -> Relu as one
+//   convolution with sum and ReLU post-ops writing over the residual (src/nn/tfjs_dnnl.cpp);
+// - libtorch (otherwise, or kLibtorch): rank-4 values in channels_last memory (NHWC bytes, NCHW
+//   logical shape), so convolutions run on oneDNN's NHWC kernels through libtorch's operators,
+//   and values used only once are reused in place (AddV2 and Relu write over their input).
 #pragma once
 
 #include <torch/torch.h>
@@ -24,12 +30,14 @@
 
 namespace fervid {
 
+enum class TfjsEngine : uint8_t { kFastest, kLibtorch };
+
 class TfjsGraph {
  public:
   // Reads `model_json_path` and the weight shards it names (paths relative to its folder).
   // Throws ModelFileError naming the file (and the node or weight) for anything unsupported or
   // malformed.
-  explicit TfjsGraph(const std::string& model_json_path);
+  explicit TfjsGraph(const std::string& model_json_path, TfjsEngine engine = TfjsEngine::kFastest);
   ~TfjsGraph();
   TfjsGraph(TfjsGraph&&) noexcept;
   TfjsGraph& operator=(TfjsGraph&&) noexcept;
@@ -53,6 +61,8 @@ class TfjsGraph {
   // Multiply-accumulates of one run at input_shape() (convolutions only).
   int64_t multiply_accumulates() const;
   const std::string& path() const;
+  // "onednn" or "libtorch": what run() uses for inputs of rank 4.
+  std::string engine() const;
 
  private:
   struct Impl;

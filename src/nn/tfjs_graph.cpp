@@ -15,21 +15,22 @@
 #include <unordered_map>
 
 #include "fervid/model_io.h"
+#include "tfjs_graph_internal.h"
+#ifdef FERVID_HAVE_DNNL
+#include "tfjs_dnnl.h"
+#endif
 
 namespace fervid {
 
 namespace {
 
 using nlohmann::json;
+using namespace tfjs_internal;
 
 // A model.json is a few hundred KB; a shard set of a face detector a few MB. Anything far larger
 // is not what this reader is for, and is refused before it is read.
 constexpr std::uintmax_t kMaxTopologyBytes = 64u << 20;
 constexpr std::uintmax_t kMaxWeightBytes = 512u << 20;
-
-enum class Op : uint8_t { kPlaceholder, kConst, kIdentity, kConv, kDepthwise, kAdd, kRelu, kRelu6, kMaxPool, kPad, kReshape };
-
-enum class Padding : uint8_t { kValid, kSame, kExplicit };
 
 std::string base64_decode(const std::string& in) {
   static const std::string kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -62,30 +63,6 @@ int64_t to_int(const json& v) {
   throw std::invalid_argument("expected an integer, got " + v.dump());
 }
 
-// One node after reading: inputs resolved to value indices, attributes decoded.
-struct Node {
-  std::string name;
-  std::string op_name;
-  Op op = Op::kIdentity;
-  std::vector<int> inputs;  // value indices (= node indices)
-  // Convolutions and pooling.
-  Padding padding = Padding::kValid;
-  std::vector<int64_t> explicit_pad;  // NHWC pairs, 8 values, for kExplicit
-  int64_t stride_h = 1, stride_w = 1, dil_h = 1, dil_w = 1, k_h = 1, k_w = 1;
-  bool relu = false, relu6 = false;
-  torch::Tensor weight;  // prepacked: OIHW, channels_last
-  torch::Tensor bias;
-  // Pad (NHWC pairs) and Reshape (target shape), from their constant inputs.
-  std::vector<int64_t> pads;
-  std::vector<int64_t> shape;
-  // Placeholder's declared shape; Const's tensor (TF layout).
-  std::vector<int64_t> declared_shape;
-  torch::Tensor constant;
-  bool inplace_ok = false;  // its value may be overwritten by its last consumer
-  bool is_output = false;
-  int last_use = -1;        // position in `order` of the last node that reads it
-};
-
 // A value during a run: rank-4 values are kept as NCHW-shaped, channels_last tensors (`nhwc`),
 // others as TensorFlow has them.
 struct Value {
@@ -106,24 +83,6 @@ Value make_nhwc(torch::Tensor t) {
   return {std::move(t), true};
 }
 
-// TensorFlow's SAME rule for one spatial dimension: output ceil(in / stride), and the padding
-// needed for it split with the odd pixel after.
-std::pair<int64_t, int64_t> same_padding(int64_t in, int64_t k, int64_t stride, int64_t dilation) {
-  const int64_t out = (in + stride - 1) / stride;
-  const int64_t eff = (k - 1) * dilation + 1;
-  const int64_t total = std::max<int64_t>((out - 1) * stride + eff - in, 0);
-  return {total / 2, total - total / 2};
-}
-
-// Padding of one node for an input of h x w: {top, bottom, left, right}.
-std::array<int64_t, 4> spatial_padding(const Node& n, int64_t h, int64_t w) {
-  if (n.padding == Padding::kValid) return {0, 0, 0, 0};
-  if (n.padding == Padding::kExplicit)
-    return {n.explicit_pad[2], n.explicit_pad[3], n.explicit_pad[4], n.explicit_pad[5]};
-  const auto [t, b] = same_padding(h, n.k_h, n.stride_h, n.dil_h);
-  const auto [l, r] = same_padding(w, n.k_w, n.stride_w, n.dil_w);
-  return {t, b, l, r};
-}
 
 }  // namespace
 
@@ -137,6 +96,10 @@ struct TfjsGraph::Impl {
   std::vector<int64_t> input_shape;
   int64_t batch_declared = -1;  // the Placeholder's first dimension
   int64_t macs = 0;
+  TfjsEngine engine_request = TfjsEngine::kFastest;
+#ifdef FERVID_HAVE_DNNL
+  std::unique_ptr<tfjs_internal::DnnlExecutor> dnnl;
+#endif
 
   [[noreturn]] void fail(const std::string& what) const { throw ModelFileError(path + ": " + what); }
   [[noreturn]] void fail_node(const Node& n, const std::string& what) const {
@@ -547,6 +510,13 @@ void TfjsGraph::Impl::prepare() {
     if (shape[0] < 1) shape[0] = 1;
     run(torch::zeros(shape), &macs);
   }
+#ifdef FERVID_HAVE_DNNL
+  // The graph straight on oneDNN when it is one the executor runs (else libtorch runs it, as here).
+  if (engine_request == TfjsEngine::kFastest) {
+    std::string why_not;
+    dnnl = tfjs_internal::DnnlExecutor::create(nodes, order, input, outputs, batch_declared, &why_not);
+  }
+#endif
 }
 
 Value TfjsGraph::Impl::eval(const Node& n, std::vector<Value>& values, int position, int64_t* macs_out) const {
@@ -674,6 +644,12 @@ std::vector<torch::Tensor> TfjsGraph::Impl::run(const torch::Tensor& x, int64_t*
                                   json(x.sizes().vec()).dump());
   }
   torch::InferenceMode guard;
+#ifdef FERVID_HAVE_DNNL
+  if (dnnl && !macs_out) {
+    std::vector<torch::Tensor> out;
+    if (dnnl->run(x.contiguous(), out)) return out;
+  }
+#endif
   std::vector<Value> values(nodes.size());
   for (size_t i = 0; i < nodes.size(); ++i)
     if (nodes[i].op == Op::kConst) values[i] = {nodes[i].constant, false};
@@ -704,7 +680,8 @@ std::vector<torch::Tensor> TfjsGraph::Impl::run(const torch::Tensor& x, int64_t*
   return out;
 }
 
-TfjsGraph::TfjsGraph(const std::string& model_json_path) : impl_(std::make_unique<Impl>()) {
+TfjsGraph::TfjsGraph(const std::string& model_json_path, TfjsEngine engine) : impl_(std::make_unique<Impl>()) {
+  impl_->engine_request = engine;
   impl_->read(model_json_path);
 }
 TfjsGraph::~TfjsGraph() = default;
@@ -716,6 +693,12 @@ const std::vector<std::string>& TfjsGraph::output_names() const { return impl_->
 const std::vector<int64_t>& TfjsGraph::input_shape() const { return impl_->input_shape; }
 int64_t TfjsGraph::multiply_accumulates() const { return impl_->macs; }
 const std::string& TfjsGraph::path() const { return impl_->path; }
+std::string TfjsGraph::engine() const {
+#ifdef FERVID_HAVE_DNNL
+  if (impl_->dnnl) return "onednn";
+#endif
+  return "libtorch";
+}
 int TfjsGraph::compute_nodes() const {
   int count = 0;
   for (int v : impl_->order) {

@@ -96,7 +96,9 @@ std::vector<FaceExpression> Analyzer::analyze_boxes(const cv::Mat& image, const 
 FaceExpression Analyzer::analyze_whole(const cv::Mat& image) const {
   const cv::Mat gray = vision_internal::to_gray(image, "Analyzer::analyze_whole");
   PreprocessOptions whole = impl_->pipeline.options().preprocess;
+  // The image is the crop: neither the recipe's margin nor its shift apply.
   whole.margin = 0;
+  whole.offset_y = 0;
   const cv::Rect box(0, 0, gray.cols, gray.rows);
   return classify_prepared(impl_->classifier, {impl_->pipeline.prepare(gray, box, whole)}).front();
 }

@@ -235,8 +235,9 @@ struct VideoSession::Impl {
   }
 
   // The detector run only in each track's search window (scaled, see kLocalFaceSide).
-  std::vector<cv::Rect> detect_locally(const cv::Mat& gray) const {
-    const cv::Rect bounds(0, 0, gray.cols, gray.rows);
+  // `frame`: the colour frame (BlazeFace reads colour; Haar converts to gray itself).
+  std::vector<cv::Rect> detect_locally(const cv::Mat& frame) const {
+    const cv::Rect bounds(0, 0, frame.cols, frame.rows);
     std::vector<cv::Rect> found;
     for (const auto& t : tracks) {
       const cv::Rect window = search_window(t.box, bounds);
@@ -246,7 +247,7 @@ struct VideoSession::Impl {
       if (size.width < kLocalFaceSide / 2 || size.height < kLocalFaceSide / 2)
         continue;  // mostly out of view
       cv::Mat region;
-      resize_to(gray(window), region, size);
+      resize_to(frame(window), region, size);
       const double sx = static_cast<double>(size.width) / window.width,
                    sy = static_cast<double>(size.height) / window.height;
       for (const auto& b : local_detector->detect(region)) {
@@ -343,7 +344,7 @@ struct VideoSession::Impl {
       ++stats.detection_frames;
       if (full) ++stats.full_scans;
       const auto t0 = clock::now();
-      const auto found = full ? analyzer->pipeline().detector().detect(gray, options.scan) : detect_locally(gray);
+      const auto found = full ? analyzer->pipeline().detector().detect(frame, options.scan) : detect_locally(frame);
       stats.detect_s += seconds_since(t0);
       // Greedy matching: confirmed tracks before tentative ones, then the highest IoU first
       // (ties: lower track index, then lower detection index).

@@ -181,5 +181,24 @@ TEST_F(ServedRecipe, ACallMayChangeHowFacesAreFoundNotHowTheyAreCut) {
   }
 }
 
+TEST_F(ServedRecipe, AWholeImageIsTheCropWhateverTheRecipesMarginAndShift) {
+  // The shipped recipe moves the crop up (offset_y < 0) to match FER2013's framing; an image
+  // given as the face (--whole-image, a FER2013 row) must be classified as it is.
+  FaceRecipe plain, shifted;
+  shifted.margin = 0.178;
+  shifted.offset_y = -0.3;
+  const AnalyzerOptions nothing;
+  const Analyzer a(save("plain.fervid", plain), nothing), b(save("shifted.fervid", shifted), nothing);
+  cv::Mat crop = read_image(kDemo)(cv::Rect(160, 50, 140, 150)).clone();
+  const auto x = a.analyze_whole(crop), y = b.analyze_whole(crop);
+  EXPECT_EQ(x.probs, y.probs);
+  EXPECT_EQ(y.box, cv::Rect(0, 0, crop.cols, crop.rows));
+  // ... while a detected face is cut with the recipe's shift.
+  const auto fa = a.analyze(read_image(kDemo)), fb = b.analyze(read_image(kDemo));
+  ASSERT_EQ(fa.size(), 1u);
+  ASSERT_EQ(fb.size(), 1u);
+  EXPECT_NE(fa[0].probs, fb[0].probs);
+}
+
 }  // namespace
 }  // namespace fervid
