@@ -1,6 +1,7 @@
 // What HTTP costs on top of recognition: the demo image (or FERVID_BENCH_IMAGE) recognised by
 // Analyzer::analyze directly, decoded from its bytes first, and POSTed to an in-process
-// fervid::Server on a loopback port (cpp-httplib's client). A program, not a test.
+// fervid::Server on a loopback port (cpp-httplib's client), with the model's face recipe and
+// (*Haar) as served before BlazeFace. A program, not a test.
 // FERVID_BENCH_MODEL (default: the shipped model), FERVID_BENCH_THREADS (unset or 0: every core).
 //
 //   fervid_bench_server --benchmark_format=json
@@ -8,6 +9,7 @@
 #include <httplib.h>
 
 #include "bench_env.h"
+#include "bench_recipes.h"
 
 #include <fstream>
 #include <iostream>
@@ -29,7 +31,8 @@ using fervid::bench::env;
 struct Fixture {
   std::string image_path;
   std::string bytes;
-  std::shared_ptr<const fervid::Analyzer> analyzer;
+  std::shared_ptr<const fervid::Analyzer> analyzer;  // the model's recipe
+  std::shared_ptr<const fervid::Analyzer> haar;      // bench_recipes.h
 };
 
 Fixture& fixture() {
@@ -39,25 +42,27 @@ Fixture& fixture() {
 
 const uint8_t* data_of(const std::string& s) { return reinterpret_cast<const uint8_t*>(s.data()); }
 
-void BM_AnalyzeDecoded(benchmark::State& state) {
+using AnalyzerPtr = std::shared_ptr<const fervid::Analyzer> Fixture::*;
+
+void BM_AnalyzeDecoded(benchmark::State& state, AnalyzerPtr which) {
   const auto& f = fixture();
   const cv::Mat image = fervid::decode_image(data_of(f.bytes), f.bytes.size(), f.image_path, {});
-  for (auto _ : state) benchmark::DoNotOptimize(f.analyzer->analyze(image).size());
+  for (auto _ : state) benchmark::DoNotOptimize((f.*which)->analyze(image).size());
 }
 
-void BM_DecodeAndAnalyze(benchmark::State& state) {
+void BM_DecodeAndAnalyze(benchmark::State& state, AnalyzerPtr which) {
   const auto& f = fixture();
   for (auto _ : state) {
     const cv::Mat image = fervid::decode_image(data_of(f.bytes), f.bytes.size(), f.image_path, {});
-    benchmark::DoNotOptimize(f.analyzer->analyze(image).size());
+    benchmark::DoNotOptimize((f.*which)->analyze(image).size());
   }
 }
 
-void BM_HttpPostAnalyze(benchmark::State& state) {
+void BM_HttpPostAnalyze(benchmark::State& state, AnalyzerPtr which) {
   const auto& f = fixture();
   fervid::ServerOptions options;
   options.port = 0;
-  fervid::Server server(f.analyzer, options);
+  fervid::Server server(f.*which, options);
   const int port = server.bind();
   std::thread serving([&] { server.run(); });
   {
@@ -93,6 +98,7 @@ int main(int argc, char** argv) {
     f.bytes.assign(std::istreambuf_iterator<char>(in), {});
     const fervid::AnalyzerOptions options;  // named: GCC 12 warns falsely about a default argument's temporary
     f.analyzer = std::make_shared<const fervid::Analyzer>(model, options);
+    f.haar = std::make_shared<const fervid::Analyzer>(model, fervid::bench::served_with_haar());
   } catch (const std::exception& e) {
     std::cerr << "fervid_bench_server: " << e.what() << "\n";
     return 1;
@@ -101,9 +107,17 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("model", model);
   benchmark::AddCustomContext("image", f.image_path);
   benchmark::AddCustomContext("threads", std::to_string(fervid::runtime_threads()));
-  benchmark::RegisterBenchmark("BM_AnalyzeDecoded", BM_AnalyzeDecoded)->Unit(benchmark::kMillisecond)->UseRealTime();
-  benchmark::RegisterBenchmark("BM_DecodeAndAnalyze", BM_DecodeAndAnalyze)->Unit(benchmark::kMillisecond)->UseRealTime();
-  benchmark::RegisterBenchmark("BM_HttpPostAnalyze", BM_HttpPostAnalyze)->Unit(benchmark::kMillisecond)->UseRealTime();
+  for (const auto& [suffix, which] : {std::pair<std::string, AnalyzerPtr>{"", &Fixture::analyzer}, {"Haar", &Fixture::haar}}) {
+    benchmark::RegisterBenchmark(("BM_AnalyzeDecoded" + suffix).c_str(), BM_AnalyzeDecoded, which)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("BM_DecodeAndAnalyze" + suffix).c_str(), BM_DecodeAndAnalyze, which)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(("BM_HttpPostAnalyze" + suffix).c_str(), BM_HttpPostAnalyze, which)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

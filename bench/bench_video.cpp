@@ -17,6 +17,7 @@
 #include <benchmark/benchmark.h>
 
 #include "bench_env.h"
+#include "bench_recipes.h"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
@@ -80,19 +81,20 @@ Clip synthetic_stream() {
 const fervid::Analyzer* g_analyzer = nullptr;
 
 // One iteration: the whole clip through a fresh session (as a stream starts).
-void BM_Pipeline(benchmark::State& state, const Clip* clip, fervid::VideoOptions options) {
+void BM_Pipeline(benchmark::State& state, const fervid::Analyzer* analyzer, const Clip* clip,
+                 fervid::VideoOptions options) {
   if (clip->frames.empty()) {
     state.SkipWithError("no frames (see the message above)");
     return;
   }
   options.keep_entries = false;
   {  // warm-up: oneDNN primitives, cascade buffers
-    fervid::VideoSession warm(*g_analyzer, options);
+    fervid::VideoSession warm(*analyzer, options);
     for (size_t i = 0; i < std::min<size_t>(5, clip->frames.size()); ++i) warm.process(clip->frames[i], 0.0);
   }
   fervid::VideoStats sum;
   for (auto _ : state) {
-    fervid::VideoSession session(*g_analyzer, options);
+    fervid::VideoSession session(*analyzer, options);
     for (size_t i = 0; i < clip->frames.size(); ++i)
       benchmark::DoNotOptimize(session.process(clip->frames[i], static_cast<double>(i) / clip->fps).size());
     const auto& s = session.stats();
@@ -180,12 +182,14 @@ int main(int argc, char** argv) {
   std::string video = env("FERVID_BENCH_VIDEO");
   if (video.empty() && !env("FERVID_DATA").empty())
     video = env("FERVID_DATA") + "/faces/videos/face_recognition_short_hamilton_clip.mp4";
-  std::unique_ptr<fervid::Analyzer> analyzer;
+  std::unique_ptr<fervid::Analyzer> analyzer, haar;
   std::string model;
   try {
     model = env("FERVID_BENCH_MODEL").empty() ? fervid::default_model_path() : env("FERVID_BENCH_MODEL");
     const fervid::AnalyzerOptions options;
     analyzer = std::make_unique<fervid::Analyzer>(model, options);
+    // The same model served as before BlazeFace (the Haar cascade, margin 0.1): the *Haar runs.
+    haar = std::make_unique<fervid::Analyzer>(model, fervid::bench::served_with_haar());
   } catch (const std::exception& e) {
     std::cerr << "fervid_bench_video: " << e.what() << " (set FERVID_BENCH_MODEL to a model file)\n";
     return 1;
@@ -216,20 +220,24 @@ int main(int argc, char** argv) {
   photo1.scan = analyzer->pipeline().detector().options();  // the photo settings: what video used before
   every5.detect_every = 5;
   local.full_scan_every = 10;
+  const fervid::Analyzer* model_faces = analyzer.get();
   const struct {
     const char* name;
+    const fervid::Analyzer* analyzer;
     const Clip* clip;
     fervid::VideoOptions options;
-  } runs[] = {{"BM_ClipDetectEvery1", &clip, every1},
-              {"BM_ClipDetectEvery1PhotoScan", &clip, photo1},
-              {"BM_ClipDetectEvery5", &clip, every5},
-              {"BM_ClipDetectEvery1FullScanEvery10", &clip, local},
-              {"BM_Synthetic640x480DetectEvery1", &synthetic, every1},
-              {"BM_Synthetic640x480DetectEvery1PhotoScan", &synthetic, photo1},
-              {"BM_Synthetic640x480DetectEvery5", &synthetic, every5},
-              {"BM_Synthetic640x480DetectEvery1FullScanEvery10", &synthetic, local}};
+  } runs[] = {{"BM_ClipDetectEvery1", model_faces, &clip, every1},
+              {"BM_ClipDetectEvery1Haar", haar.get(), &clip, every1},
+              {"BM_ClipDetectEvery1PhotoScan", model_faces, &clip, photo1},
+              {"BM_ClipDetectEvery5", model_faces, &clip, every5},
+              {"BM_ClipDetectEvery1FullScanEvery10", model_faces, &clip, local},
+              {"BM_Synthetic640x480DetectEvery1", model_faces, &synthetic, every1},
+              {"BM_Synthetic640x480DetectEvery1Haar", haar.get(), &synthetic, every1},
+              {"BM_Synthetic640x480DetectEvery1PhotoScan", model_faces, &synthetic, photo1},
+              {"BM_Synthetic640x480DetectEvery5", model_faces, &synthetic, every5},
+              {"BM_Synthetic640x480DetectEvery1FullScanEvery10", model_faces, &synthetic, local}};
   for (const auto& r : runs)
-    benchmark::RegisterBenchmark(r.name, BM_Pipeline, r.clip, r.options)
+    benchmark::RegisterBenchmark(r.name, BM_Pipeline, r.analyzer, r.clip, r.options)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   benchmark::RegisterBenchmark("BM_ClipScanPhotoVsVideo", BM_ScanPhotoVsVideo, &clip)

@@ -34,13 +34,19 @@ LIMITS = """\
 - **An expression is not an emotion.** The model reads the configuration of a face in one frame,
   not what a person feels. In a class or a call, use it for aggregate, anonymous trends over
   time (the video timeline smooths each face), never to judge, grade or monitor a person.
-- **Faces it never sees.** Faces are found by OpenCV's frontal Haar cascade: profile faces,
-  faces smaller than about 30 px (60 px in 1080p frames with the default detection side), and
-  strongly rotated faces are missed, and then get no prediction at all. On the project's test
-  photos (`$FERVID_DATA/faces`) `fervid predict` finds 27 faces in 24 of 26 photos; it misses
-  the half-visible faces of `obama_partial_face*.jpg` and a bowed head in `obama_and_biden.jpg`.
-  In video, the default scan (faces from 40 px) keeps 77% of what `--scan photo` finds on the
-  hamilton clip: it loses small and very dark faces.
+- **Faces it never sees.** Faces are found by MediaPipe's BlazeFace (the 256x256 "back"
+  model): profile faces, faces smaller than about 30 px (in a 1920x1080 frame, tiles bring that
+  down to about 40 px), hands over the face and strongly bowed heads are often missed, and then
+  get no prediction at all. On the project's 26 annotated photos it finds 30 of 33 faces (every
+  frontal one; the three missed are background faces cut by the border, 11 to 38 px visible); on
+  face crops (`$FERVID_DATA/xds`) it finds a face in 99.9% and 98.5% of the images; in a 5x5
+  video-call gallery at 1920x1080 it misses most faces under 40 px
+  (`experiments/detector/README.md`).
+- **The crop.** The model was trained on FER2013's framing; the recipe (margin 0.178, crop
+  moved up by 0.049 of the box) reproduces it for BlazeFace's boxes, measured on FER2013 faces.
+  On tight crops (a face filling the image) that margin reaches past the image and is filled by
+  repeating the border, which costs 2-3 points (xds diffusionfer); `--whole-image` classifies a
+  crop as it is.
 - **Calibration.** Probabilities are reasonably calibrated on FER2013 (ECE in the table above), not on your
   camera: treat them as scores.
 """
@@ -111,7 +117,12 @@ def main():
              f"{os.path.getsize(model) / 1e6:.1f} MB. Classes: {', '.join(info['model']['classes'])}.\n")
     L.append(f"- File: `{MODEL}`, sha256 `{info['model']['sha256']}`")
     L.append(f"- Found by `fervid predict` / `fervid video` / `fervid::default_model_path()` without flags.")
-    L.append(f"- Preprocessing: Haar face box grown by 10% per side, gray, bilinear resize to "
+    r = info["model"]["face_recipe"]
+    detector = "BlazeFace" if r["detector"] == "blazeface" else "Haar cascade"
+    shift = f", moved {'up' if r['offset_y'] < 0 else 'down'} by {abs(r['offset_y']):g} of its height" if r["offset_y"] else ""
+    L.append(f"- Preprocessing (the face recipe in the file, `fervid info --model`): {detector} face box "
+             f"grown by {r['margin']:g} of its side on every side{shift}"
+             f"{', eye line levelled' if r['align'] else ''}, gray, bilinear resize to "
              f"{cfg['input_size']}x{cfg['input_size']}, (x/255 - {cfg['norm_mean']}) / {cfg['norm_std']}.\n")
     L.append("## Training\n")
     data_sha = priv[1].get("data_sha256")

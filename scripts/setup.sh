@@ -5,7 +5,8 @@
 #   scripts/setup.sh [--build-dir DIR] [--sanitize undefined|address|address,undefined] [--without-opencv] [--no-build]
 #
 # --without-opencv builds the core alone (model, losses, data from CSV, training, the CLI's info /
-# data / train / eval / cv / ablate), as on a GPU machine whose PyTorch brings libtorch but no OpenCV.
+# data / train / eval / cv / ablate), as on a GPU machine whose PyTorch brings libtorch but no OpenCV
+# (and no oneDNN headers).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -57,7 +58,8 @@ build_type=Release
 extra=()
 # The sanitizer build exists to run the tests: no benchmarks there.
 [ -z "$sanitize" ] || extra=(-DFERVID_BUILD_BENCH=OFF)
-[ "$without_opencv" -eq 0 ] || extra=(-DFERVID_WITH_OPENCV=OFF -DFERVID_BUILD_BENCH=OFF)
+# ... and without oneDNN's headers, as there: TF.js graphs then run on libtorch.
+[ "$without_opencv" -eq 0 ] || extra=(-DFERVID_WITH_OPENCV=OFF -DFERVID_BUILD_BENCH=OFF -DFERVID_WITH_DNNL=OFF)
 jobs=$(nproc)
 cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DFERVID_SANITIZE="$sanitize" "${extra[@]}" > "$build_dir.configure.log" 2>&1 ||
   { cat "$build_dir.configure.log" >&2; exit 1; }
