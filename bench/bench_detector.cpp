@@ -167,7 +167,7 @@ int main(int argc, char** argv) {
   report["blazeface_threshold_curve"] = curve;
   fs::create_directories(out_dir);
   fervid::write_line_chart(out_dir + "/detector-threshold.png",
-                           "BlazeFace on the annotated photos + galleries (IoU >= 0.5)", "min_score x 100",
+                           "BlazeFace: photos + galleries, IoU >= 0.5", "min_score x 100",
                            {{"recall", recall, 0}, {"precision", precision, 1}}, 30);
 
   // The pipeline per frame at two sizes: decode (JPEG), detect, align + crop, classify.
