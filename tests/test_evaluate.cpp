@@ -1,4 +1,4 @@
-// Metrics by hand: accuracy, per-class P/R/F1, macro-F1, ECE, embedding distances, TTA views.
+// Metrics by hand: accuracy, per-class P/R/F1, macro-F1, UAR, ECE, embedding distances, TTA views.
 #include <gtest/gtest.h>
 
 #include "fervid/evaluate.h"
@@ -22,6 +22,13 @@ TEST(Evaluate, MetricsByHand) {
   EXPECT_DOUBLE_EQ(m.per_class[1].recall, 1.0);
   EXPECT_NEAR(m.per_class[1].f1, 2.0 / 3.0, 1e-12);
   EXPECT_NEAR(m.macro_f1, (0.5 + 2.0 / 3.0 + 2.0 / 3.0) / 3.0, 1e-12);
+  EXPECT_NEAR(m.uar, (0.5 + 1.0 + 0.5) / 3.0, 1e-12);
+  // The report round-trips UAR, and a report written before it had the field gets it back
+  // from the per-class recalls.
+  auto j = to_json(m, {"a", "b", "c"});
+  EXPECT_NEAR(eval_metrics_from_json(j).uar, m.uar, 1e-12);
+  j.erase("uar");
+  EXPECT_NEAR(eval_metrics_from_json(j).uar, m.uar, 1e-12);
   // ECE with 10 bins: confidences 0.95 (right), 0.65 (wrong), 0.75 (right), 0.85 (right), 0.55
   // (wrong), each alone in its bin (mid-bin, away from float edges): mean |acc - conf|.
   EXPECT_NEAR(m.ece, (0.05 + 0.65 + 0.25 + 0.15 + 0.55) / 5, 1e-6);

@@ -53,13 +53,16 @@ struct EmbeddingStats {
 struct EvalMetrics {
   int64_t samples = 0;
   double accuracy = 0, macro_f1 = 0, ece = 0;
+  // Unweighted average recall (mean per-class recall over classes with support): the figure
+  // that class-imbalanced sets (FER2013's disgust, the xds sets) are compared on.
+  double uar = 0;
   std::vector<ClassMetrics> per_class;
   std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
   std::vector<ReliabilityBin> reliability;
   EmbeddingStats embedding;
 };
 
-// `class_names` sizes the per-class tables. Macro-F1 averages over classes with support > 0.
+// `class_names` sizes the per-class tables. Macro-F1 and UAR average over classes with support > 0.
 EvalMetrics compute_metrics(const Predictions& p, int num_classes, int ece_bins = 15);
 EmbeddingStats embedding_stats(const torch::Tensor& embeddings, const torch::Tensor& labels, int num_classes);
 // The first two principal components of the embeddings: [N, 2].

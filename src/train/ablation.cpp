@@ -238,9 +238,9 @@ std::string ablation_markdown(const std::vector<AblationRow>& rows, const std::v
   auto table = [&](const std::string& group, const std::string& heading) {
     md += "## " + heading + "\n\n";
     md += folds ? "| arm | params | accuracy % (mean +/- std over folds) |" : "| arm | params | accuracy % | val % |";
-    md += " angry % | happy % | sad % | macro-F1 | intra | inter (mean) | inter (min) | inter/intra | epochs | minutes |\n";
+    md += " angry % | happy % | sad % | UAR % | macro-F1 | intra | inter (mean) | inter (min) | inter/intra | epochs | minutes |\n";
     md += folds ? "|---|---:|---:|" : "|---|---:|---:|---:|";
-    md += "---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+    md += "---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for (const auto& r : rows) {
       if (r.arm.group != group) continue;
       const auto& e = r.metrics.embedding;
@@ -249,10 +249,10 @@ std::string ablation_markdown(const std::vector<AblationRow>& rows, const std::v
         const auto [mean, sd] = mean_and_std(r.fold_accuracies);
         acc = fmt::format("{:.2f} +/- {:.2f}", 100 * mean, 100 * sd);
       }
-      md += fmt::format("| {} | {} | {} |{} {} | {} | {} | {:.4f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {} | {:.1f} |\n",
+      md += fmt::format("| {} | {} | {} |{} {} | {} | {} | {} | {:.4f} | {:.3f} | {:.3f} | {:.3f} | {:.3f} | {} | {:.1f} |\n",
                         r.same_run_as.empty() ? r.arm.name : r.arm.name + " (= " + r.same_run_as + ")", r.parameters, acc, folds ? "" : " " + pct(r.val_accuracy) + " |",
                         pct(recall_of(r, names, "angry")), pct(recall_of(r, names, "happy")),
-                        pct(recall_of(r, names, "sad")), r.metrics.macro_f1, e.intra_mean, e.inter_mean, e.inter_min,
+                        pct(recall_of(r, names, "sad")), pct(r.metrics.uar), r.metrics.macro_f1, e.intra_mean, e.inter_mean, e.inter_min,
                         e.ratio, r.epochs, r.train_seconds / 60);
     }
     md += "\n";

@@ -130,7 +130,7 @@ EvalMetrics compute_metrics(const Predictions& p, int num_classes, int ece_bins)
     correct += y[i] == yhat[i];
   }
   m.accuracy = m.samples ? static_cast<double>(correct) / static_cast<double>(m.samples) : 0;
-  double f1_sum = 0;
+  double f1_sum = 0, recall_sum = 0;
   int present = 0;
   for (int k = 0; k < num_classes; ++k) {
     ClassMetrics c;
@@ -144,11 +144,13 @@ EvalMetrics compute_metrics(const Predictions& p, int num_classes, int ece_bins)
     c.f1 = c.precision + c.recall > 0 ? 2 * c.precision * c.recall / (c.precision + c.recall) : 0;
     if (c.support > 0) {
       f1_sum += c.f1;
+      recall_sum += c.recall;
       ++present;
     }
     m.per_class.push_back(c);
   }
   m.macro_f1 = present ? f1_sum / present : 0;
+  m.uar = present ? recall_sum / present : 0;
   // ECE: |accuracy - confidence| per equal-width confidence bin, weighted by the bin's share.
   const auto conf = conf_t.contiguous();
   const auto* cp = conf.data_ptr<double>();
@@ -197,6 +199,7 @@ nlohmann::json to_json(const EvalMetrics& m, const std::vector<std::string>& nam
   return {{"samples", m.samples},
           {"accuracy", m.accuracy},
           {"macro_f1", m.macro_f1},
+          {"uar", m.uar},
           {"ece", m.ece},
           {"per_class", per},
           {"confusion_matrix", {{"rows", "true class"}, {"columns", "predicted class"}, {"classes", names}, {"counts", m.confusion}}},
@@ -229,6 +232,19 @@ EvalMetrics eval_metrics_from_json(const nlohmann::json& j) {
   m.embedding.inter_mean = e.at("inter_class_center_mean_distance").get<double>();
   m.embedding.inter_min = e.at("inter_class_center_min_distance").get<double>();
   m.embedding.ratio = e.at("inter_over_intra").get<double>();
+  // Reports written before UAR was one of their fields: the mean recall of the classes present.
+  if (j.contains("uar")) {
+    m.uar = j.at("uar").get<double>();
+  } else {
+    double sum = 0;
+    int present = 0;
+    for (const auto& c : m.per_class)
+      if (c.support > 0) {
+        sum += c.recall;
+        ++present;
+      }
+    m.uar = present ? sum / present : 0;
+  }
   return m;
 }
 

@@ -112,7 +112,8 @@ void add_eval_command(CLI::App& app, const GlobalOptions& /*global*/) {
       return;
     }
     std::cout << fmt::format("{} on {} ({}), tta {}: {} samples\n", o->model, o->data, protocol, o->tta, metrics.samples);
-    std::cout << fmt::format("accuracy {:.2f}%  macro-F1 {:.4f}  ECE {:.4f}\n", 100 * metrics.accuracy, metrics.macro_f1, metrics.ece);
+    std::cout << fmt::format("accuracy {:.2f}%  UAR {:.2f}%  macro-F1 {:.4f}  ECE {:.4f}\n", 100 * metrics.accuracy,
+                             100 * metrics.uar, metrics.macro_f1, metrics.ece);
     std::cout << fmt::format("{:<10} {:>9} {:>9} {:>9} {:>8}\n", "class", "precision", "recall", "F1", "support");
     for (size_t k = 0; k < metrics.per_class.size(); ++k) {
       const auto& c = metrics.per_class[k];
