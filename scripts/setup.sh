@@ -52,6 +52,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     { echo "setup: apt-get install failed; see /tmp/fervid-apt.log" >&2; tail -20 /tmp/fervid-apt.log >&2; exit 1; }
 fi
 
+# ccache: paths relative to the checkout, and the build folder left out of the hash (-g1 in the
+# sanitizer build), so that another clone of the same commit hits the same cache entries.
+export CCACHE_BASEDIR="$root" CCACHE_NOHASHDIR=1
+
 [ "$do_build" -eq 1 ] || exit 0
 
 build_type=Release
