@@ -1,7 +1,7 @@
 // What HTTP costs on top of recognition: the demo image (or FERVID_BENCH_IMAGE) recognised by
 // Analyzer::analyze directly, decoded from its bytes first, and POSTed to an in-process
 // fervid::Server on a loopback port (cpp-httplib's client), with the model's face recipe and
-// (*Haar) as served before BlazeFace. A program, not a test.
+// (*Haar) with a version-1 file's (the Haar cascade). A program, not a test.
 // FERVID_BENCH_MODEL (default: the shipped model), FERVID_BENCH_THREADS (unset or 0: every core).
 //
 //   fervid_bench_server --benchmark_format=json
@@ -9,7 +9,6 @@
 #include <httplib.h>
 
 #include "bench_env.h"
-#include "bench_recipes.h"
 
 #include <fstream>
 #include <iostream>
@@ -32,7 +31,7 @@ struct Fixture {
   std::string image_path;
   std::string bytes;
   std::shared_ptr<const fervid::Analyzer> analyzer;  // the model's recipe
-  std::shared_ptr<const fervid::Analyzer> haar;      // bench_recipes.h
+  std::shared_ptr<const fervid::Analyzer> haar;      // as a version-1 file is served
 };
 
 Fixture& fixture() {
@@ -98,7 +97,9 @@ int main(int argc, char** argv) {
     f.bytes.assign(std::istreambuf_iterator<char>(in), {});
     const fervid::AnalyzerOptions options;  // named: GCC 12 warns falsely about a default argument's temporary
     f.analyzer = std::make_shared<const fervid::Analyzer>(model, options);
-    f.haar = std::make_shared<const fervid::Analyzer>(model, fervid::bench::served_with_haar());
+    fervid::AnalyzerOptions haar_options;  // as a version-1 file is served: the Haar cascade, margin 0.1
+    haar_options.recipe = fervid::FaceRecipeOverrides::all_of(fervid::FaceRecipe::version1());
+    f.haar = std::make_shared<const fervid::Analyzer>(model, haar_options);
   } catch (const std::exception& e) {
     std::cerr << "fervid_bench_server: " << e.what() << "\n";
     return 1;

@@ -17,7 +17,6 @@
 #include <benchmark/benchmark.h>
 
 #include "bench_env.h"
-#include "bench_recipes.h"
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
@@ -188,8 +187,11 @@ int main(int argc, char** argv) {
     model = env("FERVID_BENCH_MODEL").empty() ? fervid::default_model_path() : env("FERVID_BENCH_MODEL");
     const fervid::AnalyzerOptions options;
     analyzer = std::make_unique<fervid::Analyzer>(model, options);
-    // The same model served as before BlazeFace (the Haar cascade, margin 0.1): the *Haar runs.
-    haar = std::make_unique<fervid::Analyzer>(model, fervid::bench::served_with_haar());
+    // The same model served as before BlazeFace, as a version-1 file is (the Haar cascade,
+    // margin 0.1): the *Haar runs.
+    fervid::AnalyzerOptions haar_options;
+    haar_options.recipe = fervid::FaceRecipeOverrides::all_of(fervid::FaceRecipe::version1());
+    haar = std::make_unique<fervid::Analyzer>(model, haar_options);
   } catch (const std::exception& e) {
     std::cerr << "fervid_bench_video: " << e.what() << " (set FERVID_BENCH_MODEL to a model file)\n";
     return 1;

@@ -58,14 +58,10 @@ DnnlExecutor::DnnlExecutor(const std::vector<Node>& nodes, const std::vector<int
 DnnlExecutor::~DnnlExecutor() = default;
 
 std::unique_ptr<DnnlExecutor> DnnlExecutor::create(const std::vector<Node>& nodes, const std::vector<int>& order,
-                                                   int input, const std::vector<int>& outputs, int64_t batch_declared,
-                                                   std::string* why_not) {
-  auto refuse = [&](const std::string& why) {
-    if (why_not) *why_not = why;
-    return std::unique_ptr<DnnlExecutor>();
-  };
-  if (nodes[static_cast<size_t>(input)].declared_shape.size() != 4) return refuse("the input is not rank 4");
-  // What each value is: a rank-4 NHWC buffer, or a view of one (Reshape, Identity).
+                                                   int input, const std::vector<int>& outputs, int64_t batch_declared) {
+  if (nodes[static_cast<size_t>(input)].declared_shape.size() != 4) return nullptr;
+  // What each value is: a rank-4 NHWC buffer, or a view of one (Reshape, Identity). Refused: a
+  // node reading a constant or a non-rank-4 value, a computation on a view, a constant output.
   std::vector<int> kind(nodes.size(), 0);  // 0 unknown / constant, 1 rank 4, 2 view
   kind[static_cast<size_t>(input)] = 1;
   for (int v : order) {
@@ -76,14 +72,44 @@ std::unique_ptr<DnnlExecutor> DnnlExecutor::create(const std::vector<Node>& node
       // Convolutions and Pad take their filter / paddings from constants read at load.
       if (k > 0 && (n.op == Op::kConv || n.op == Op::kDepthwise || n.op == Op::kPad || n.op == Op::kReshape)) continue;
       const int in_kind = kind[static_cast<size_t>(n.inputs[k])];
-      if (in_kind == 0) return refuse("node '" + n.name + "' reads a constant or a value that is not rank 4");
-      if (in_kind == 2 && !views) return refuse("node '" + n.name + "' computes on a reshaped value");
+      if (in_kind == 0 || (in_kind == 2 && !views)) return nullptr;
     }
     kind[static_cast<size_t>(v)] = views ? 2 : 1;
   }
   for (int o : outputs)
-    if (kind[static_cast<size_t>(o)] == 0) return refuse("output '" + nodes[static_cast<size_t>(o)].name + "' is a constant");
-  return std::unique_ptr<DnnlExecutor>(new DnnlExecutor(nodes, order, input, outputs, batch_declared));
+    if (kind[static_cast<size_t>(o)] == 0) return nullptr;
+  std::unique_ptr<DnnlExecutor> e(new DnnlExecutor(nodes, order, input, outputs, batch_declared));
+
+  // Convolution -> AddV2 (-> Relu) chains, each run as one convolution at its last node.
+  std::vector<std::vector<int>> readers(nodes.size());
+  std::vector<bool> is_output(nodes.size(), false);
+  for (int o : outputs) is_output[static_cast<size_t>(o)] = true;
+  for (int v : order)
+    for (int u : nodes[static_cast<size_t>(v)].inputs) readers[static_cast<size_t>(u)].push_back(v);
+  auto only_reader = [&](int v) {
+    const auto& r = readers[static_cast<size_t>(v)];
+    return r.size() == 1 && !is_output[static_cast<size_t>(v)] ? r[0] : -1;
+  };
+  e->fused_.assign(nodes.size(), Fused{});
+  e->inside_.assign(nodes.size(), false);
+  for (int v : order) {
+    const Node& n = nodes[static_cast<size_t>(v)];
+    if ((n.op != Op::kConv && n.op != Op::kDepthwise) || n.relu || n.relu6) continue;
+    const int add = only_reader(v);
+    if (add < 0 || nodes[static_cast<size_t>(add)].op != Op::kAdd) continue;
+    const Node& a = nodes[static_cast<size_t>(add)];
+    // An AddV2 of two convolutions fuses with one of them.
+    if (e->inside_[static_cast<size_t>(add)] || e->fused_[static_cast<size_t>(add)].conv >= 0 || a.inputs.size() != 2 ||
+        a.inputs[0] == a.inputs[1])
+      continue;
+    int end = add;
+    const int act = only_reader(add);
+    if (act >= 0 && is_activation(nodes[static_cast<size_t>(act)].op)) end = act;
+    e->fused_[static_cast<size_t>(end)] = {v, add, a.inputs[0] == v ? a.inputs[1] : a.inputs[0]};
+    e->inside_[static_cast<size_t>(v)] = true;
+    if (end != add) e->inside_[static_cast<size_t>(add)] = true;
+  }
+  return e;
 }
 
 std::shared_ptr<const DnnlExecutor::Plan> DnnlExecutor::plan_for(const Shape& input_shape) const {
@@ -95,20 +121,6 @@ std::shared_ptr<const DnnlExecutor::Plan> DnnlExecutor::plan_for(const Shape& in
   dnnl::stream stream(engine);
   std::vector<Shape> shape(nodes_.size());
   shape[static_cast<size_t>(input_)] = input_shape;
-
-  // Who reads each value, to find convolution -> AddV2 (-> Relu) chains to fuse.
-  std::vector<std::vector<int>> readers(nodes_.size());
-  std::vector<bool> is_output(nodes_.size(), false);
-  for (int o : outputs_) is_output[static_cast<size_t>(o)] = true;
-  for (int v : order_)
-    for (int u : nodes_[static_cast<size_t>(v)].inputs) readers[static_cast<size_t>(u)].push_back(v);
-  auto only_reader = [&](int v) {
-    const auto& r = readers[static_cast<size_t>(v)];
-    return r.size() == 1 && !is_output[static_cast<size_t>(v)] ? r[0] : -1;
-  };
-  // group_end[c] = the node at which convolution c runs fused (its AddV2, or the Relu after it).
-  std::vector<int> group_end(nodes_.size(), -1);
-  std::vector<bool> absorbed(nodes_.size(), false);
 
   bool ok = true;
   auto build_conv = [&](Plan::Step& st, const Node& n, const Shape& in, bool relu, bool relu6) {
@@ -161,37 +173,13 @@ std::shared_ptr<const DnnlExecutor::Plan> DnnlExecutor::plan_for(const Shape& in
   try {
     for (int v : order_) {
       const Node& n = nodes_[static_cast<size_t>(v)];
-      if ((n.op != Op::kConv && n.op != Op::kDepthwise) || n.relu || n.relu6) continue;
-      const int add = only_reader(v);
-      if (add < 0 || nodes_[static_cast<size_t>(add)].op != Op::kAdd) continue;
-      const Node& a = nodes_[static_cast<size_t>(add)];
-      // An AddV2 of two convolutions fuses with one of them.
-      if (absorbed[static_cast<size_t>(add)] || a.inputs.size() != 2 || a.inputs[0] == a.inputs[1]) continue;
-      int end = add;
-      const int act = only_reader(add);
-      if (act >= 0 && is_activation(nodes_[static_cast<size_t>(act)].op)) end = act;
-      group_end[static_cast<size_t>(v)] = end;
-      absorbed[static_cast<size_t>(add)] = true;
-      if (end != add) absorbed[static_cast<size_t>(end)] = true;
-    }
-    // Where each group's convolution is: by its end node.
-    std::unordered_map<int, int> conv_of_end;
-    for (size_t c = 0; c < nodes_.size(); ++c)
-      if (group_end[c] >= 0) conv_of_end[group_end[c]] = static_cast<int>(c);
-
-    for (int v : order_) {
-      const Node& n = nodes_[static_cast<size_t>(v)];
       if (n.op == Op::kConst || n.op == Op::kPlaceholder) continue;
-      if (group_end[static_cast<size_t>(v)] >= 0) continue;  // runs at its group's end
+      if (inside_[static_cast<size_t>(v)]) continue;  // runs at its group's end
       Plan::Step st;
       st.value = v;
-      if (absorbed[static_cast<size_t>(v)]) {
-        const auto it = conv_of_end.find(v);
-        if (it == conv_of_end.end()) continue;  // the AddV2 inside a conv -> add -> relu group
-        const Node& c = nodes_[static_cast<size_t>(it->second)];
-        const int add = only_reader(it->second);
-        const Node& a = nodes_[static_cast<size_t>(add)];
-        const int residual = a.inputs[0] == it->second ? a.inputs[1] : a.inputs[0];
+      if (const Fused& f = fused_[static_cast<size_t>(v)]; f.conv >= 0) {
+        const Node& c = nodes_[static_cast<size_t>(f.conv)];
+        const int residual = f.residual, add = f.add;
         st.kind = Plan::Kind::kConv;
         st.in = {c.inputs[0], residual};
         st.residual = true;
@@ -333,51 +321,51 @@ bool DnnlExecutor::run(const torch::Tensor& input, std::vector<torch::Tensor>& o
   std::vector<torch::Tensor> values(nodes_.size());
   values[static_cast<size_t>(input_)] = input;
   try {
-  for (const auto& st : plan->steps) {
-    torch::Tensor& x = values[static_cast<size_t>(st.in[0])];
-    torch::Tensor out;
-    switch (st.kind) {
-      case Plan::Kind::kConv:
-      case Plan::Kind::kMaxPool: {
-        if (st.residual) {
-          torch::Tensor& r = values[static_cast<size_t>(st.in[1])];
-          out = st.in_place ? r : r.clone();
-        } else {
-          out = empty_nhwc(st.out);
+    for (const auto& st : plan->steps) {
+      torch::Tensor& x = values[static_cast<size_t>(st.in[0])];
+      torch::Tensor out;
+      switch (st.kind) {
+        case Plan::Kind::kConv:
+        case Plan::Kind::kMaxPool: {
+          if (st.residual) {
+            torch::Tensor& r = values[static_cast<size_t>(st.in[1])];
+            out = st.in_place ? r : r.clone();
+          } else {
+            out = empty_nhwc(st.out);
+          }
+          std::unordered_map<int, dnnl::memory> args = {
+              {DNNL_ARG_SRC, dnnl::memory(st.src_md, engine, x.data_ptr())},
+              {DNNL_ARG_DST, dnnl::memory(st.dst_md, engine, out.data_ptr())},
+              {DNNL_ARG_SCRATCHPAD, dnnl::memory(st.scratch_md, engine, scratch.data_ptr())}};
+          if (st.kind == Plan::Kind::kConv) {
+            args.insert({DNNL_ARG_WEIGHTS, st.weights});
+            if (st.bias) args.insert({DNNL_ARG_BIAS, st.bias});
+          }
+          st.primitive.execute(stream, args);
+          break;
         }
-        std::unordered_map<int, dnnl::memory> args = {
-            {DNNL_ARG_SRC, dnnl::memory(st.src_md, engine, x.data_ptr())},
-            {DNNL_ARG_DST, dnnl::memory(st.dst_md, engine, out.data_ptr())},
-            {DNNL_ARG_SCRATCHPAD, dnnl::memory(st.scratch_md, engine, scratch.data_ptr())}};
-        if (st.kind == Plan::Kind::kConv) {
-          args.insert({DNNL_ARG_WEIGHTS, st.weights});
-          if (st.bias) args.insert({DNNL_ARG_BIAS, st.bias});
+        case Plan::Kind::kPad:
+          out = torch::constant_pad_nd(x, st.pad, 0.0);
+          break;
+        case Plan::Kind::kAdd: {
+          const torch::Tensor& b = values[static_cast<size_t>(st.in[1])];
+          out = st.in_place ? x.add_(b) : x + b;
+          break;
         }
-        st.primitive.execute(stream, args);
-        break;
+        case Plan::Kind::kRelu:
+          out = st.in_place ? x.clamp_min_(0.0) : x.clamp_min(0.0);
+          break;
+        case Plan::Kind::kRelu6:
+          out = st.in_place ? x.clamp_(0.0, 6.0) : x.clamp(0.0, 6.0);
+          break;
+        case Plan::Kind::kView:
+          out = st.view.empty() ? x : x.reshape(st.view);
+          break;
       }
-      case Plan::Kind::kPad:
-        out = torch::constant_pad_nd(x, st.pad, 0.0);
-        break;
-      case Plan::Kind::kAdd: {
-        const torch::Tensor& b = values[static_cast<size_t>(st.in[1])];
-        out = st.in_place ? x.add_(b) : x + b;
-        break;
-      }
-      case Plan::Kind::kRelu:
-        out = st.in_place ? x.clamp_min_(0.0) : x.clamp_min(0.0);
-        break;
-      case Plan::Kind::kRelu6:
-        out = st.in_place ? x.clamp_(0.0, 6.0) : x.clamp(0.0, 6.0);
-        break;
-      case Plan::Kind::kView:
-        out = st.view.empty() ? x : x.reshape(st.view);
-        break;
+      values[static_cast<size_t>(st.value)] = std::move(out);
+      for (int u : st.release) values[static_cast<size_t>(u)] = torch::Tensor();
     }
-    values[static_cast<size_t>(st.value)] = std::move(out);
-    for (int u : st.release) values[static_cast<size_t>(u)] = torch::Tensor();
-  }
-  stream.wait();
+    stream.wait();
   } catch (const dnnl::error& e) {
     throw std::runtime_error(std::string("oneDNN: ") + e.what());
   }

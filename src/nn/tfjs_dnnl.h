@@ -23,12 +23,11 @@ namespace fervid::tfjs_internal {
 
 class DnnlExecutor {
  public:
-  // The graph as TfjsGraph read it; `nodes` must outlive the executor. Returns null, with the
-  // reason in *why_not, when the graph uses something this executor does not run (a constant
-  // operand of AddV2, a computation on a Reshape's result, a value that is not rank 4).
+  // The graph as TfjsGraph read it; `nodes` must outlive the executor. Returns null when the
+  // graph uses something this executor does not run (a constant operand of AddV2, a
+  // computation on a Reshape's result, a value that is not rank 4).
   static std::unique_ptr<DnnlExecutor> create(const std::vector<Node>& nodes, const std::vector<int>& order, int input,
-                                              const std::vector<int>& outputs, int64_t batch_declared,
-                                              std::string* why_not);
+                                              const std::vector<int>& outputs, int64_t batch_declared);
   ~DnnlExecutor();
 
   // `input`: float32 NHWC, contiguous. Outputs in `outputs` order, TF layout, owned by the
@@ -48,6 +47,13 @@ class DnnlExecutor {
   int input_;
   std::vector<int> outputs_;
   int64_t batch_declared_;
+  // A convolution -> AddV2 (-> Relu) chain, run as one convolution at its last node; found once
+  // by create(), whatever the input shape.
+  struct Fused {
+    int conv = -1, add = -1, residual = -1;
+  };
+  std::vector<Fused> fused_;  // by node: set on a chain's last node
+  std::vector<bool> inside_;  // the chain's other nodes (they run at its last node)
   mutable std::mutex mutex_;
   mutable std::map<std::array<int64_t, 4>, std::shared_ptr<const Plan>> plans_;  // null: not plannable
 };

@@ -83,7 +83,6 @@ Value make_nhwc(torch::Tensor t) {
   return {std::move(t), true};
 }
 
-
 }  // namespace
 
 struct TfjsGraph::Impl {
@@ -512,10 +511,8 @@ void TfjsGraph::Impl::prepare() {
   }
 #ifdef FERVID_HAVE_DNNL
   // The graph straight on oneDNN when it is one the executor runs (else libtorch runs it, as here).
-  if (engine_request == TfjsEngine::kFastest) {
-    std::string why_not;
-    dnnl = tfjs_internal::DnnlExecutor::create(nodes, order, input, outputs, batch_declared, &why_not);
-  }
+  if (engine_request == TfjsEngine::kFastest)
+    dnnl = tfjs_internal::DnnlExecutor::create(nodes, order, input, outputs, batch_declared);
 #endif
 }
 
