@@ -249,6 +249,49 @@ TEST_F(FerPlusFile, AlignsByRowAndGivesSoftTargets) {
             "no label under the majority rule: tie between neutral and happiness (4 votes each)");
 }
 
+TEST_F(FerPlusFile, AMixKeepsFer2013sLabelsAndBlendsInTheVotes) {
+  write_text(path("a.csv"), good_csv());  // labels angry, happy, neutral
+  const std::string header = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n";
+  write_text(path("new.csv"), header + "Training,fer0.png,0,0,0,0,6,0,0,4,0,0\n" +
+                                  "PublicTest,,0,0,0,0,0,0,0,0,0,10\n" + "PrivateTest,fer2.png,2,8,0,0,0,0,0,0,0,0\n");
+  auto ds = read_fer2013_csv(path("a.csv"));
+  ReadReport rep;
+  FerPlusOptions o;
+  o.mix = 0.25;
+  apply_ferplus(ds, path("new.csv"), o, &rep);
+  ASSERT_EQ(ds.size(), 3u);  // nothing dropped
+  EXPECT_EQ(rep.skipped, 0u);
+  EXPECT_EQ(ds.labels, (std::vector<int8_t>{0, 3, 6}));
+  ASSERT_TRUE(ds.has_soft_targets());
+  auto q = [&](size_t row, int k) { return ds.soft_targets[row * 7 + static_cast<size_t>(k)]; };
+  // Row 0: FER2013 angry; FER+ votes anger 6 (contempt is not one of the 7): angry 1.
+  EXPECT_FLOAT_EQ(q(0, 0), 1.0f);
+  // Row 1: dropped by FER+ (no image name): FER2013's one-hot alone, noted.
+  EXPECT_FLOAT_EQ(q(1, 3), 1.0f);
+  ASSERT_EQ(rep.notes.size(), 1u);
+  EXPECT_EQ(rep.notes[0].where, path("new.csv") + ":3");
+  // Row 2: FER2013 neutral; FER+ neutral 2, happiness 8: 0.75 + 0.25 * 0.2 neutral, 0.25 * 0.8 happy.
+  EXPECT_FLOAT_EQ(q(2, 6), 0.8f);
+  EXPECT_FLOAT_EQ(q(2, 3), 0.2f);
+  for (size_t r = 0; r < 3; ++r) {
+    float sum = 0;
+    for (int k = 0; k < 7; ++k) sum += q(r, k);
+    EXPECT_NEAR(sum, 1.0f, 1e-6) << r;
+  }
+  auto again = read_fer2013_csv(path("a.csv"));
+  o.mix = 1.5;
+  EXPECT_NE(error_of([&] { apply_ferplus(again, path("new.csv"), o); }).find("mix must be in [0, 1], got 1.5"),
+            std::string::npos);
+  // As a data source option: it needs the votes file, and it keys the cache apart.
+  DataSourceOptions so;
+  so.ferplus_mix = 0.25;
+  EXPECT_NE(error_of([&] { open_data_source(path("a.csv"), so); }).find("--ferplus-mix needs the FER+ votes (--ferplus)"),
+            std::string::npos);
+  so.ferplus = path("new.csv");
+  EXPECT_EQ(open_data_source(path("a.csv"), so).data.size(), 3u);
+  EXPECT_EQ(data_source_options_from_json(to_json(so), "test", "source.").ferplus_mix, 0.25);
+}
+
 // open_data_source: the FER2013 file and the FER+ file are counted apart.
 TEST_F(FerPlusFile, SourceReportsTheTwoFilesSeparately) {
   write_text(path("a.csv"), good_csv());

@@ -1,6 +1,8 @@
 // Metrics by hand: accuracy, per-class P/R/F1, macro-F1, UAR, ECE, embedding distances, TTA views.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "fervid/evaluate.h"
 #include "test_util.h"
 
@@ -83,4 +85,58 @@ TEST(Evaluate, PredictAveragesViewsAndKeepsOrder) {
   EXPECT_TRUE(torch::allclose(p.probs.sum(1), torch::ones({3}), 1e-5, 1e-5));
   EXPECT_EQ(p.labels[0].item<int64_t>(), 8 % 7);
   EXPECT_EQ(p.embeddings.sizes(), (std::vector<int64_t>{3, c.embedding_dim()}));
+  // At a temperature: the softmax of the scaled logits, the same as rescaling afterwards.
+  net->eval();
+  const auto at1 = predict(net, ds, idx), at2 = predict(net, ds, idx, Tta::kNone, 256, 2.0);
+  EXPECT_TRUE(torch::allclose(at2.probs, at_temperature(at1, 2.0).probs, 1e-4, 1e-5));
+  EXPECT_FALSE(torch::allclose(at2.probs, at1.probs, 1e-4, 1e-5));
+}
+
+namespace {
+
+// N samples of K classes whose labels are drawn from softmax(z / t_true), reported as the
+// probabilities softmax(z) (a model whose confidence is off by the factor t_true).
+Predictions miscalibrated(double t_true, int64_t n = 6000, int64_t k = 5, uint64_t seed = 11) {
+  torch::manual_seed(seed);
+  auto z = torch::randn({n, k}, torch::kDouble) * 3.0;
+  Predictions p;
+  p.labels = torch::multinomial(torch::softmax(z / t_true, 1), 1).squeeze(1);
+  p.probs = torch::softmax(z, 1).to(torch::kFloat);
+  p.embeddings = torch::zeros({n, 2});
+  return p;
+}
+
+}  // namespace
+
+TEST(Evaluate, TemperatureFitRecoversTheTemperatureTheLabelsWereDrawnAt) {
+  for (double t_true : {0.5, 1.0, 2.5}) {
+    const auto p = miscalibrated(t_true);
+    const auto fit = fit_temperature(p);
+    EXPECT_NEAR(fit.temperature, t_true, 0.12 * t_true) << t_true;
+    EXPECT_EQ(fit.samples, 6000);
+    EXPECT_NEAR(fit.nll_before, nll_at_temperature(p, 1.0), 1e-12);
+    EXPECT_LE(fit.nll_after, fit.nll_before + 1e-12);
+    // A minimum: either side is worse.
+    EXPECT_LT(fit.nll_after, nll_at_temperature(p, fit.temperature * 1.05));
+    EXPECT_LT(fit.nll_after, nll_at_temperature(p, fit.temperature / 1.05));
+    if (t_true != 1.0) {
+      EXPECT_LT(compute_metrics(at_temperature(p, fit.temperature), 5).ece, compute_metrics(p, 5).ece) << t_true;
+    }
+  }
+}
+
+TEST(Evaluate, ATemperatureChangesConfidenceNotTheClass) {
+  const auto p = miscalibrated(2.0, 200);
+  const auto q = at_temperature(p, 3.0);
+  EXPECT_TRUE(torch::equal(q.probs.argmax(1), p.probs.argmax(1)));
+  EXPECT_TRUE(torch::allclose(q.probs.sum(1), torch::ones({200}), 1e-5, 1e-5));
+  EXPECT_LT(q.probs.max().item<float>(), p.probs.max().item<float>());  // T > 1 flattens
+  EXPECT_TRUE(torch::allclose(at_temperature(p, 1.0).probs, p.probs, 1e-5, 1e-6));
+  // NLL by hand for one sample: -log softmax(log p / T)[y].
+  Predictions one;
+  one.probs = torch::tensor({{0.7, 0.2, 0.1}}, torch::kFloat);
+  one.labels = torch::tensor({1}, torch::kLong);
+  const double a = std::pow(0.7, 0.5), b = std::pow(0.2, 0.5), c = std::pow(0.1, 0.5);
+  EXPECT_NEAR(nll_at_temperature(one, 2.0), -std::log(b / (a + b + c)), 1e-6);
+  EXPECT_THROW(nll_at_temperature(one, 0.0), c10::Error);
 }

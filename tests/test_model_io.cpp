@@ -307,3 +307,67 @@ TEST_F(ModelIo, RewritingTheRecipeKeepsTheWeightsAndUpgradesVersionOne) {
   for (const auto& e : fs::directory_iterator(dir_)) files += e.is_regular_file() ? 1 : 0;
   EXPECT_EQ(files, 3u) << "m, v1, v2 and nothing else";
 }
+
+TEST_F(ModelIo, TheCalibrationTravelsWithTheModelAndIsCheckedByField) {
+  auto net = small();
+  save_model(path("plain.fervid"), net);
+  EXPECT_EQ(load_model(path("plain.fervid")).calibration.temperature, 1.0);
+  Calibration cal;
+  cal.temperature = 1.75;
+  cal.fit = {{"split", "PublicTest"}, {"samples", 10}};
+  save_model(path("cal.fervid"), net, {{"note", "keep"}}, FaceRecipe{}, cal);
+  const auto m = load_model(path("cal.fervid"));
+  EXPECT_EQ(m.calibration.temperature, 1.75);
+  EXPECT_EQ(m.calibration.fit.at("split"), "PublicTest");
+  EXPECT_EQ(read_model_header(path("cal.fervid")).calibration.temperature, 1.75);
+  // A header without the field (files written before it existed): temperature 1.
+  auto parts = test::ModelFileBytes::read(path("cal.fervid"));
+  parts.header.erase("calibration");
+  parts.write(path("absent.fervid"));
+  EXPECT_EQ(load_model(path("absent.fervid")).calibration.temperature, 1.0);
+  // Bad values: an error naming the file and the field.
+  const std::vector<std::pair<nlohmann::json, std::string>> cases = {
+      {{{"temperature", 0.0}}, "'calibration.temperature' is 0.0, expected a number in [0.05, 20]"},
+      {{{"temperature", 50}}, "'calibration.temperature' is 50"},
+      {{{"temperature", "hot"}}, "'calibration.temperature' is not a number"},
+      {{{"split", "x"}}, "'calibration.temperature' is missing"},
+      {nlohmann::json::array(), "'calibration' is not an object"},
+  };
+  for (const auto& [value, expect] : cases) {
+    auto crafted = test::ModelFileBytes::read(path("cal.fervid"));
+    crafted.header["calibration"] = value;
+    crafted.write(path("bad.fervid"));
+    const auto msg = load_error(path("bad.fervid"));
+    EXPECT_NE(msg.find(expect), std::string::npos) << value.dump() << ": " << msg;
+    EXPECT_NE(msg.find(path("bad.fervid")), std::string::npos) << msg;
+  }
+  cal.temperature = -1;
+  EXPECT_THROW(save_model(path("never.fervid"), net, {}, FaceRecipe{}, cal), std::invalid_argument);
+  EXPECT_FALSE(fs::exists(path("never.fervid")));
+}
+
+TEST_F(ModelIo, RewritingTheCalibrationKeepsEverythingElse) {
+  auto net = small();
+  FaceRecipe recipe;
+  recipe.margin = 0.3;
+  save_model(path("m.fervid"), net, {{"note", "keep"}}, recipe);
+  Calibration cal;
+  cal.temperature = 0.8;
+  cal.fit = {{"samples", 3}};
+  rewrite_calibration(path("m.fervid"), cal, path("c.fervid"));
+  const auto before = test::ModelFileBytes::read(path("m.fervid"));
+  const auto after = test::ModelFileBytes::read(path("c.fervid"));
+  EXPECT_EQ(after.data, before.data);
+  EXPECT_EQ(after.header["metadata"], before.header["metadata"]);
+  EXPECT_EQ(after.header["face_recipe"], before.header["face_recipe"]);
+  EXPECT_EQ(load_model(path("c.fervid")).calibration.temperature, 0.8);
+  // Version 1 is upgraded and keeps the recipe it is served with.
+  before.as_version1().write(path("v1.fervid"));
+  rewrite_calibration(path("v1.fervid"), cal, path("v1c.fervid"));
+  EXPECT_EQ(read_face_recipe(path("v1c.fervid")), FaceRecipe::version1());
+  EXPECT_EQ(load_model(path("v1c.fervid")).calibration.temperature, 0.8);
+  // An invalid calibration leaves the file alone.
+  cal.temperature = 100;
+  EXPECT_THROW(rewrite_calibration(path("c.fervid"), cal, path("c.fervid")), std::invalid_argument);
+  EXPECT_EQ(load_model(path("c.fervid")).calibration.temperature, 0.8);
+}

@@ -101,10 +101,18 @@ TEST_F(TrainRun, WritesTheRunFolder) {
   const auto out = dir_ / "run";
   auto r = run(train_args(out, 2));
   ASSERT_EQ(r.status, 0) << r.out;
-  for (const char* f : {"config.json", "command.txt", "metrics.jsonl", "checkpoint.json", "best.fervid", "last.fervid"}) {
+  for (const char* f : {"config.json", "command.txt", "metrics.jsonl", "checkpoint.json", "best.fervid", "last.fervid",
+                        "calibration.json"}) {
     EXPECT_TRUE(fs::exists(out / f)) << f;
   }
+#ifdef FERVID_WITH_OPENCV
+  EXPECT_TRUE(fs::exists(out / "curves.png"));
+#endif
   EXPECT_EQ(metrics(out).size(), 2u);
+  // The end of the run: the temperature fitted on the validation split, in the summary.
+  EXPECT_NE(r.out.find("calibrated best.fervid on split PublicTest"), std::string::npos) << r.out;
+  const auto summary = nlohmann::json::parse(r.out.substr(r.out.rfind("{\"best_epoch\"")));
+  EXPECT_GT(summary["calibration"]["temperature"].get<double>(), 0.0) << summary;
   std::ifstream cmd(out / "command.txt");
   std::string line;
   std::getline(cmd, line);

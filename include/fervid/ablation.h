@@ -7,7 +7,10 @@
 //    predicts its held-out subjects, and the metrics pool every fold's predictions (per-fold
 //    accuracies give the spread).
 // Arm folders that hold a finished result.json are reused, so an interrupted ablation started
-// again with the same options continues where it stopped.
+// again with the same options continues where it stopped. Only with the same options: each
+// result records its arm's identity (the training's run_identity, train_options.h, and the test
+// split) and its SHA-256; an arm folder of another configuration is refused, naming the arm and
+// the first differing field.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -59,10 +62,27 @@ struct AblationCallbacks {
   TrainCallbacks train;
 };
 
-// Runs every arm in out_dir/<arm.name>/ and returns one row per arm, in order.
-std::vector<AblationRow> run_ablation(const AblationOptions& options, const std::vector<AblationArm>& arms,
-                                      const std::string& out_dir, const std::string& command_line = "",
-                                      const AblationCallbacks& callbacks = {});
+// The arms named in `names` (comma-separated, in that order) of `arms`; all when empty.
+// std::invalid_argument naming an unknown arm and the known ones.
+std::vector<AblationArm> select_ablation_arms(const std::vector<AblationArm>& arms, const std::string& names);
+
+// The budget and protocol every arm shares, in a sentence for the report.
+std::string ablation_budget(const AblationOptions& options);
+
+struct AblationReport {
+  std::vector<AblationRow> rows;  // one per arm, in order
+  std::string budget;             // ablation_budget()
+  std::string markdown;           // ablation.md's text
+  std::vector<std::string> files; // the reports written
+};
+
+// Runs every arm in out_dir/<arm.name>/, then writes the reports: out_dir/ablation.json (the
+// command, budget, configuration and rows), ablation.md (ablation_markdown) and, when built with
+// OpenCV, ablation.png (accuracy, macro-F1 and separation per arm). std::runtime_error naming
+// the arm when an arm folder holds a result of another configuration.
+AblationReport run_ablation(const AblationOptions& options, const std::vector<AblationArm>& arms,
+                            const std::string& out_dir, const std::string& command_line = "",
+                            const AblationCallbacks& callbacks = {});
 
 nlohmann::json to_json(const AblationRow& row, const std::vector<std::string>& class_names);
 AblationRow ablation_row_from_json(const nlohmann::json& j);

@@ -28,7 +28,7 @@ struct ClassifierOptions {
 };
 
 struct ExpressionScores {
-  std::vector<float> probs;  // softmax, one per class, sums to 1
+  std::vector<float> probs;  // softmax of logits / the file's temperature, one per class, sums to 1
   int label = -1;            // argmax of probs
   float confidence = 0;      // probs[label]
 };
@@ -64,6 +64,7 @@ class Classifier {
   const ModelConfig& config() const;
   const std::vector<std::string>& class_names() const;
   const nlohmann::json& metadata() const;  // what the model file carries (training command, ...)
+  double temperature() const;              // the file's calibration: probs = softmax(logits / T)
   const std::string& model_path() const;
 
  private:

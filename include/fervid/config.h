@@ -43,6 +43,10 @@ struct ModelConfig {
 
   // Throws std::invalid_argument with the field name and value when a field is out of range.
   void validate() const;
+  // "" when `field` is in range, else the rule it breaks ("in (0, 4]"): the rules validate()
+  // applies, for callers that name fields their own way (the training options' flags). Fields:
+  // width, input_size, in_channels, se_reduction, spatial_kernel, dropout, norm_std, class_names.
+  std::string unmet_rule(std::string_view field) const;
 };
 
 // A width-scaled channel count: round(base * width) to the nearest multiple of 8, at least 8.

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +31,17 @@ ProtocolResult random_split_protocol(TrainConfig base, const std::string& out_di
                                      const TrainCallbacks& callbacks = {});
 
 nlohmann::json to_json(const ProtocolResult& r);
+
+// `fervid cv`: the protocols `protocols` names ("subject", "random" or "both") on `base`, in
+// base.run_dir (subject folds: base.folds, or 10 when 0), then the reports: base.run_dir/cv.json
+// (data, command, configuration, each protocol's result) and, when built with OpenCV, cv.png
+// (the accuracy of every fold and of the random split). An unavailable device fails first.
+struct CvReport {
+  std::optional<ProtocolResult> subject, random;
+  std::vector<std::string> files;  // the reports written
+};
+CvReport run_cv(const TrainConfig& base, const std::string& protocols, const std::string& command_line = "",
+                const TrainCallbacks& callbacks = {});
 
 // Mean and population standard deviation of per-fold scores (0, 0 when empty).
 std::pair<double, double> mean_and_std(const std::vector<double>& values);

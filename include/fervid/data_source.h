@@ -28,6 +28,9 @@ struct DataSourceOptions {
   std::string ferplus;                        // FER+ votes file: replaces FER2013's labels
   FerPlusOptions::Labels ferplus_rule = FerPlusOptions::Labels::kMajority;
   bool soft_targets = false;                  // FER+ vote distributions as soft targets
+  // With `ferplus`, in (0, 1]: FER2013's labels kept, soft targets (1 - w) one-hot + w FER+
+  // votes (readers.h's FerPlusOptions::mix); 0: FER+ replaces the labels.
+  double ferplus_mix = 0.0;
   bool strict = false;
   int size = 48;                              // folder formats: output side (FER2013 is 48)
   // CK+ contempt (not one of our 7 classes). Default: dropped, each image a counted skip (the

@@ -12,6 +12,7 @@
 
 #include "fervid/dataset.h"
 #include "fervid/model.h"
+#include "fervid/model_io.h"
 
 namespace fervid {
 
@@ -31,9 +32,33 @@ struct Predictions {
 };
 
 // Runs `net` (eval mode, no grad) over `indices` of `data` on the device its parameters are on;
-// images are normalised the way the model's configuration says. The results are CPU tensors.
+// images are normalised the way the model's configuration says. Probabilities are
+// softmax(logits / temperature) of each view (model_io.h's Calibration), then averaged over the
+// views. The results are CPU tensors.
 Predictions predict(MCSANet& net, const Dataset& data, const std::vector<size_t>& indices, Tta tta = Tta::kNone,
-                    int batch_size = 256);
+                    int batch_size = 256, double temperature = 1.0);
+
+// Temperature scaling fitted by maximum likelihood: the T in [0.05, 20] that minimises the mean
+// negative log-likelihood of softmax(log(probs) / T) (probs of single-view predictions made at
+// temperature 1: log(probs) differs from the logits by a per-row constant, which softmax
+// ignores). The NLL is convex in 1 / T: golden-section search on 1 / T to 1e-6. Pass
+// predictions made with Tta::kNone: an average over views is not a softmax of one logit vector.
+struct TemperatureFit {
+  double temperature = 1.0;
+  double nll_before = 0, nll_after = 0;  // at T = 1 and at the fitted T
+  int64_t samples = 0;
+};
+TemperatureFit fit_temperature(const Predictions& single_view);
+// The mean NLL of the true labels under softmax(log(probs) / T).
+double nll_at_temperature(const Predictions& single_view, double temperature);
+// Predictions re-scaled to another temperature: softmax(log(probs) / T) (single-view only).
+Predictions at_temperature(const Predictions& single_view, double temperature);
+
+// Fits `net`'s temperature on `indices` of `data` (a validation split: never test data) and
+// returns the Calibration to store, its `fit` recording `split` (a description of the samples),
+// their count, and NLL and ECE before and after.
+Calibration calibrate_temperature(MCSANet& net, const Dataset& data, const std::vector<size_t>& indices,
+                                  const std::string& split);
 
 struct ClassMetrics {
   double precision = 0, recall = 0, f1 = 0;

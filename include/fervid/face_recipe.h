@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -61,15 +62,24 @@ struct FaceRecipe {
 
 // ---- the option table ----------------------------------------------------------------------
 
-// Allowed numbers: an interval, and optionally 0 with a meaning of its own ("no limit").
+// Allowed numbers: an interval, and optionally 0 with a meaning of its own ("no limit"). The
+// training options (train_options.h) use it too, so a range reads the same in every error.
 struct RecipeRange {
-  double lo = 0, hi = 0;
+  double lo = 0, hi = 0;  // hi = infinity: no upper bound
   bool lo_open = false, hi_open = false;
   const char* zero = nullptr;  // non-null: 0 is allowed too, meaning this
   bool contains(double v) const;
-  // "in (1, 2]", "0 (no limit) or an integer in [1, 100000]"
+  // "in (1, 2]", "0 (no limit) or an integer in [1, 100000]", "> 0", "an integer >= 1"
   std::string text(bool integer = false) const;
 };
+
+// A value typed on a command line or in a query, as JSON: numbers as strtod reads them (an
+// integer must be whole; digits alone are read exactly, so 64-bit seeds survive), booleans 1/0,
+// true/false, yes/no, on/off, text as it is. nullopt when the text is not of that kind.
+enum class OptionText { kText, kBoolean, kInteger, kNumber };
+std::optional<nlohmann::json> parse_option_text(const std::string& text, OptionText kind);
+// "a, b or c": how a set of allowed names reads in errors.
+std::string choices_text(const std::vector<std::string>& choices);
 
 struct RecipeOption {
   using Field = std::variant<std::string FaceRecipe::*, int FaceRecipe::*, double FaceRecipe::*, bool FaceRecipe::*>;

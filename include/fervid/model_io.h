@@ -9,7 +9,9 @@
 // table by name, how the model's faces are found and cropped. Version-1 files still load and
 // get FaceRecipe::version1() (the Haar cascade, margin 0.1, no alignment); a v2 header without
 // a recipe, with an unknown key, an unknown name or a value out of range is a ModelFileError
-// naming the file and the field. Other versions are refused. Every failure (missing, foreign, truncated, corrupted, newer
+// naming the file and the field. An optional "calibration" object (both versions may carry it;
+// absent: temperature 1) holds the softmax temperature fitted after training (Calibration).
+// Other versions are refused. Every failure (missing, foreign, truncated, corrupted, newer
 // version, different architecture) throws ModelFileError whose message names the file and
 // the problem; nothing crashes. Files are written to a temporary name and renamed.
 #pragma once
@@ -34,17 +36,32 @@ class ModelFileError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Temperature scaling (Guo et al. 2017): probabilities are softmax(logits / temperature), one
+// scalar fitted on a validation split after training, never on test data. It changes confidence,
+// not the predicted class. `fit` records how it was fitted (split, data hash, NLL and ECE before
+// and after); it is kept in the header verbatim.
+struct Calibration {
+  double temperature = 1.0;  // in [kMinTemperature, kMaxTemperature]
+  nlohmann::json fit = nlohmann::json::object();
+  nlohmann::json to_json() const;
+  // Throws std::invalid_argument naming `where` and the field (temperature missing, not a
+  // number, or out of range).
+  static Calibration from_json(const nlohmann::json& j, const std::string& where);
+};
+inline constexpr double kMinTemperature = 0.05, kMaxTemperature = 20.0;
+
 struct LoadedModel {
   MCSANet net{nullptr};     // in eval mode, on the CPU
   nlohmann::json metadata;  // what save_model() was given
   FaceRecipe face_recipe;   // the file's (version 1: FaceRecipe::version1())
+  Calibration calibration;  // absent from the file: temperature 1
   int format_version = kModelFormatVersion;
   std::string sha256;       // not computed here: callers that report hashes fill it
 };
 
 // Writes version kModelFormatVersion with `recipe` (validated: std::invalid_argument naming the field).
 void save_model(const std::string& path, MCSANet& net, const nlohmann::json& metadata = {},
-                const FaceRecipe& recipe = FaceRecipe{});
+                const FaceRecipe& recipe = FaceRecipe{}, const Calibration& calibration = {});
 LoadedModel load_model(const std::string& path);
 // Loads the weights of `path` into an existing network, refusing a file whose architecture
 // differs: the message names the first differing field and both values.
@@ -59,6 +76,7 @@ struct ModelHeader {
   nlohmann::json metadata;
   FaceRecipe face_recipe;     // version 1: FaceRecipe::version1()
   bool recipe_stored = true;  // false for version 1: the recipe is the version-1 rule's
+  Calibration calibration;
 };
 ModelHeader read_model_header(const std::string& path);
 FaceRecipe read_face_recipe(const std::string& path);
@@ -68,5 +86,8 @@ FaceRecipe read_face_recipe(const std::string& path);
 // version-1 file is upgraded); written to a temporary name and renamed. `fervid model
 // set-recipe` runs this.
 void rewrite_face_recipe(const std::string& path, const FaceRecipe& recipe, const std::string& out_path);
+// The same for the calibration (`fervid model calibrate`): only the header's "calibration"
+// changes (a version-1 file is upgraded, keeping its version-1 recipe).
+void rewrite_calibration(const std::string& path, const Calibration& calibration, const std::string& out_path);
 
 }  // namespace fervid

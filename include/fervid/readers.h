@@ -30,12 +30,19 @@ struct FerPlusOptions {
   };
   Labels labels = Labels::kMajority;
   bool soft_targets = false;  // also fill Dataset::soft_targets with the vote distribution
+  // In (0, 1]: keep FER2013's labels and every row, and fill Dataset::soft_targets with
+  // (1 - mix) * onehot(FER2013 label) + mix * (FER+ votes over the 7 expressions); a row FER+
+  // dropped, or whose votes are all contempt / unknown / not a face, keeps its one-hot target.
+  // `labels` and `soft_targets` are then not used. 0: replace the labels (above).
+  double mix = 0.0;
 };
 
 // Replaces `fer`'s labels with FER+'s. `fer` must be the full FER2013 file as read (35,887
 // rows, none skipped), because FER+ is aligned by row. Rows FER+ dropped (empty image name),
 // rows whose label would be unknown, not-a-face or contempt (not one of our 7 classes) and
-// rows without a label under the chosen rule are removed and counted in `report`.
+// rows without a label under the chosen rule are removed and counted in `report`. With
+// options.mix > 0 nothing is removed: FER2013's labels stay, mixed with FER+'s votes as soft
+// targets (FerPlusOptions::mix); std::invalid_argument when mix is not in [0, 1].
 void apply_ferplus(Dataset& fer, const std::string& ferplus_csv, const FerPlusOptions& options = {},
                    ReadReport* report = nullptr);
 

@@ -3,12 +3,19 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "fervid/dataset.h"
 
 namespace fervid {
+
+// The samples of a named split: "Training", "PublicTest", "PrivateTest" (or the folder names
+// parse_split() accepts), or "all" (every sample, in order). An unknown name is a
+// std::invalid_argument that names it and the splits there are. The one place a split name
+// becomes indices (train, eval, calibrate, ablate, data export).
+std::vector<size_t> split_indices(const Dataset& ds, const std::string& name);
 
 // Fisher-Yates shuffle of `v` driven by mt19937_64(seed).
 void seeded_shuffle(std::vector<size_t>& v, uint64_t seed);

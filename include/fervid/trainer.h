@@ -6,7 +6,9 @@
 //   checkpoint/        last epoch's model, optimizer, centers and state (written atomically)
 //   best.fervid        the model with the best validation accuracy so far (validation split only)
 //   last.fervid        the model after the last finished epoch
-//   curves.png         loss and accuracy per epoch (when built with OpenCV)
+//   curves.png         loss and accuracy per epoch (when built with OpenCV), after every epoch
+//   calibration.json   the temperature fitted on the validation samples at the end of the run,
+//                      and NLL / ECE before and after (none when validated on a test split)
 // Model files and checkpoints always hold CPU tensors, so a run trained on a GPU resumes on a
 // CPU and the other way round (`device` is chosen again at every start).
 // Every model file of a run (best, last, checkpoints) records the run's face recipe:
@@ -30,6 +32,7 @@
 #include "fervid/data_source.h"
 #include "fervid/dataset.h"
 #include "fervid/losses.h"
+#include "fervid/model_io.h"
 
 namespace fervid {
 
@@ -48,7 +51,13 @@ struct TrainConfig {
   // (after max_train_samples): 15 times the samples per epoch; online augmentation still applies.
   bool expand_15x = false;
 
-  ModelConfig model;
+  // ModelConfig{} is the paper's network (width 1); a run's default is CPU-sized (--width 1 is
+  // the paper's). Here, not in ModelConfig: model files and tests rely on ModelConfig{}.
+  ModelConfig model = [] {
+    ModelConfig m;
+    m.width = 0.25;
+    return m;
+  }();
   LossConfig loss;
   std::string init_from;  // a model file to fine-tune from (architecture must match)
 
@@ -72,8 +81,31 @@ struct TrainConfig {
   std::string run_dir;
 };
 
+// config.json, written and read through the option table (train_options.h): every option, a
+// missing one keeping TrainConfig{}'s value. Reading refuses a key that is not an option, a
+// value of the wrong type and one that breaks its rule, naming the field ("train config:
+// field 'loss.lambda_c' ...").
 nlohmann::json to_json(const TrainConfig& c);
-TrainConfig train_config_from_json(const nlohmann::json& j);  // names the bad field
+TrainConfig train_config_from_json(const nlohmann::json& j);
+
+// Whether the run chooses its checkpoints on a test split (val_split PrivateTest, without a
+// validation fraction or folds): then no temperature is fitted on its validation samples.
+bool validates_on_test_split(const TrainConfig& c);
+
+// The data a run reads, opened exactly as the trainer opens it (its source options; photos and
+// CK+ cropped with its face recipe, at the model's input size; the cache on), so that
+// evaluation, calibration and ablation see the samples, and the folds, it saw.
+OpenedSource open_run_data(const TrainConfig& c);
+
+// The samples a run trains and validates on: fold `fold` of `folds` subject folds, a seeded
+// validation fraction of train_split, or train_split / val_split (splits.h's split_indices);
+// then the seeded max_train_samples subset. `val_description` says which, in words.
+// std::invalid_argument when there are no training samples or a split name is unknown.
+struct RunSplits {
+  std::vector<size_t> train, val;
+  std::string val_description;
+};
+RunSplits run_splits(const TrainConfig& c, const Dataset& ds);
 
 struct EpochMetrics {
   int epoch = 0;
@@ -91,6 +123,10 @@ struct TrainResult {
   int best_epoch = -1;
   double best_val_accuracy = 0;
   bool stopped_early = false;  // by the minutes budget
+  // At the end of a run with validation samples that are not a test split: the softmax
+  // temperature fitted on them and written into best.fervid (also in calibration.json).
+  bool calibrated = false;
+  Calibration calibration;
 };
 
 struct TrainCallbacks {
@@ -101,7 +137,10 @@ struct TrainCallbacks {
   std::function<void(const std::string&, const std::vector<EpochMetrics>&)> epoch_end;
 };
 
-// Starts a new run in config.run_dir (which must not hold a run yet) and trains it.
+// Starts a new run in config.run_dir (which must not hold a run yet) and trains it. At its end
+// (the last epoch, or the minutes budget), unless it validates on a test split, the softmax
+// temperature of best.fervid is fitted on the validation samples (evaluate.h's
+// calibrate_temperature) and best.fervid rewritten with it; calibration.json records the fit.
 TrainResult train(const TrainConfig& config, const std::string& command_line = "",
                   const TrainCallbacks& callbacks = {});
 // Continues the run in `run_dir` from its last checkpoint, to its configured end; `device`

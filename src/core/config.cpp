@@ -62,22 +62,49 @@ std::vector<int> ModelConfig::block_channels() const {
 
 int ModelConfig::embedding_dim() const { return scaled_channels(512, width); }
 
+namespace {
+
+// Every range ModelConfig must be in, once: validate() and unmet_rule() read it.
+struct FieldRule {
+  const char* field;
+  const char* expected;
+  bool (*ok)(const ModelConfig&);
+  std::string (*value)(const ModelConfig&);
+};
+const FieldRule kFieldRules[] = {
+    {"width", "in (0, 4]", [](const ModelConfig& c) { return c.width > 0.0 && c.width <= 4.0; },
+     [](const ModelConfig& c) { return std::to_string(c.width); }},
+    {"input_size", "a multiple of 16 in [32, 1024]",
+     [](const ModelConfig& c) { return c.input_size >= 32 && c.input_size <= 1024 && c.input_size % 16 == 0; },
+     [](const ModelConfig& c) { return std::to_string(c.input_size); }},
+    {"in_channels", "1 (gray) or 3", [](const ModelConfig& c) { return c.in_channels == 1 || c.in_channels == 3; },
+     [](const ModelConfig& c) { return std::to_string(c.in_channels); }},
+    {"se_reduction", ">= 1", [](const ModelConfig& c) { return c.se_reduction >= 1; },
+     [](const ModelConfig& c) { return std::to_string(c.se_reduction); }},
+    {"spatial_kernel", "an odd number >= 1",
+     [](const ModelConfig& c) { return c.spatial_kernel >= 1 && c.spatial_kernel % 2 == 1; },
+     [](const ModelConfig& c) { return std::to_string(c.spatial_kernel); }},
+    {"dropout", "in [0, 1)", [](const ModelConfig& c) { return c.dropout >= 0.0 && c.dropout < 1.0; },
+     [](const ModelConfig& c) { return std::to_string(c.dropout); }},
+    {"norm_std", "> 0", [](const ModelConfig& c) { return c.norm_std > 0.0; },
+     [](const ModelConfig& c) { return std::to_string(c.norm_std); }},
+    {"class_names", "at least 2", [](const ModelConfig& c) { return c.num_classes() >= 2; },
+     [](const ModelConfig& c) { return std::to_string(c.num_classes()); }},
+};
+
+}  // namespace
+
 void ModelConfig::validate() const {
-  if (!(width > 0.0 && width <= 4.0)) bad_field("width", std::to_string(width), "in (0, 4]");
-  if (input_size < 32 || input_size % 16 != 0) {
-    bad_field("input_size", std::to_string(input_size), "a multiple of 16, at least 32");
+  for (const auto& r : kFieldRules) {
+    if (!r.ok(*this)) bad_field(r.field, r.value(*this), r.expected);
   }
-  if (input_size > 1024) bad_field("input_size", std::to_string(input_size), "at most 1024");
-  if (in_channels != 1 && in_channels != 3) {
-    bad_field("in_channels", std::to_string(in_channels), "1 (gray) or 3");
+}
+
+std::string ModelConfig::unmet_rule(std::string_view field) const {
+  for (const auto& r : kFieldRules) {
+    if (r.field == field) return r.ok(*this) ? "" : r.expected;
   }
-  if (se_reduction < 1) bad_field("se_reduction", std::to_string(se_reduction), ">= 1");
-  if (spatial_kernel < 1 || spatial_kernel % 2 == 0) {
-    bad_field("spatial_kernel", std::to_string(spatial_kernel), "an odd number >= 1");
-  }
-  if (!(dropout >= 0.0 && dropout < 1.0)) bad_field("dropout", std::to_string(dropout), "in [0, 1)");
-  if (!(norm_std > 0.0)) bad_field("norm_std", std::to_string(norm_std), "> 0");
-  if (num_classes() < 2) bad_field("class_names", std::to_string(num_classes()), "at least 2");
+  throw std::invalid_argument("model config: no rule for field '" + std::string(field) + "'");
 }
 
 }  // namespace fervid

@@ -74,12 +74,6 @@ std::vector<RecipeOption> make_table() {
   return t;
 }
 
-std::string or_list(const std::vector<std::string>& items) {
-  std::string s;
-  for (size_t i = 0; i < items.size(); ++i) s += (i == 0 ? "" : i + 1 == items.size() ? " or " : ", ") + items[i];
-  return s;
-}
-
 [[noreturn]] void refuse(const RecipeOption& o, const std::string& where, const std::string& got) {
   throw std::invalid_argument(where + " must be " + o.allowed() + ", got " + got);
 }
@@ -120,15 +114,61 @@ bool FaceRecipe::operator==(const FaceRecipe& o) const {
 
 // ---- ranges and options --------------------------------------------------------------------
 
+std::string choices_text(const std::vector<std::string>& choices) {
+  std::string s;
+  for (size_t i = 0; i < choices.size(); ++i) s += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + choices[i];
+  return s;
+}
+
 bool RecipeRange::contains(double v) const {
   if (zero && v == 0) return true;
   return (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
 }
 
 std::string RecipeRange::text(bool integer) const {
-  const std::string interval = std::string(integer ? "an integer in " : "in ") + (lo_open ? "(" : "[") +
-                               number_text(lo) + ", " + number_text(hi) + (hi_open ? ")" : "]");
+  const std::string kind = integer ? "an integer " : "";
+  const std::string interval =
+      std::isinf(hi) ? kind + (lo_open ? "> " : ">= ") + number_text(lo)
+                     : kind + "in " + (lo_open ? "(" : "[") + number_text(lo) + ", " + number_text(hi) + (hi_open ? ")" : "]");
   return zero ? "0 (" + std::string(zero) + ") or " + interval : interval;
+}
+
+std::optional<json> parse_option_text(const std::string& text, OptionText kind) {
+  switch (kind) {
+    case OptionText::kText:
+      return json(text);
+    case OptionText::kBoolean: {
+      std::string t;
+      for (char c : text) t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (t == "1" || t == "true" || t == "yes" || t == "on") return json(true);
+      if (t == "0" || t == "false" || t == "no" || t == "off") return json(false);
+      return std::nullopt;
+    }
+    case OptionText::kInteger:
+    case OptionText::kNumber:
+      break;
+  }
+  const bool integer = kind == OptionText::kInteger;
+  if (text.empty()) return std::nullopt;
+  errno = 0;
+  char* end = nullptr;
+  const bool digits = text.find_first_not_of("0123456789", text[0] == '-' ? 1 : 0) == std::string::npos &&
+                      text.size() > (text[0] == '-' ? 1u : 0u);
+  if (integer && digits) {  // exactly, past double's 53 bits
+    if (text[0] == '-') {
+      const long long v = std::strtoll(text.c_str(), &end, 10);
+      if (errno == ERANGE) return std::nullopt;
+      return json(static_cast<int64_t>(v));
+    }
+    const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+    if (errno == ERANGE) return std::nullopt;
+    return json(static_cast<uint64_t>(v));
+  }
+  const double x = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || errno == ERANGE || !std::isfinite(x)) return std::nullopt;
+  if (!integer) return json(x);
+  if (x != std::floor(x) || std::fabs(x) > 9.2e18) return std::nullopt;  // whole, and an int64
+  return json(static_cast<int64_t>(x));
 }
 
 std::string RecipeOption::flag() const {
@@ -139,7 +179,7 @@ std::string RecipeOption::flag() const {
 
 std::string RecipeOption::allowed() const {
   if (is_bool()) return "true or false";
-  if (!choices.empty()) return or_list(choices);
+  if (!choices.empty()) return choices_text(choices);
   return range.text(std::holds_alternative<int FaceRecipe::*>(field));
 }
 
@@ -177,33 +217,14 @@ void RecipeOption::set(FaceRecipe& r, const json& v, const std::string& where) c
 }
 
 void RecipeOption::set_text(FaceRecipe& r, const std::string& text, const std::string& where) const {
-  json v;
-  if (is_bool()) {
-    std::string t;
-    for (char c : text) t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (t == "1" || t == "true" || t == "yes" || t == "on") {
-      v = true;
-    } else if (t == "0" || t == "false" || t == "no" || t == "off") {
-      v = false;
-    } else {
-      refuse(*this, where, text);
-    }
-  } else if (!choices.empty()) {
-    v = text;
-  } else {
-    const bool integer = std::holds_alternative<int FaceRecipe::*>(field);
-    char* end = nullptr;
-    errno = 0;
-    const double x = std::strtod(text.c_str(), &end);
-    if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE || !std::isfinite(x) ||
-        (integer && x != std::floor(x))) {
-      refuse(*this, where, text);
-    }
-    if (!range.contains(x)) refuse(*this, where, text);
-    v = integer ? json(static_cast<int64_t>(x)) : json(x);
-  }
+  const auto kind = is_bool()                                         ? OptionText::kBoolean
+                    : !choices.empty()                                ? OptionText::kText
+                    : std::holds_alternative<int FaceRecipe::*>(field) ? OptionText::kInteger
+                                                                      : OptionText::kNumber;
+  const auto v = parse_option_text(text, kind);
+  if (!v) refuse(*this, where, text);
   try {
-    set(r, v, where);
+    set(r, *v, where);
   } catch (const std::invalid_argument&) {
     refuse(*this, where, text);  // the text as given
   }

@@ -239,10 +239,14 @@ void apply_ferplus(Dataset& fer, const std::string& ferplus_csv, const FerPlusOp
   if (!reader.next(line) || line != kHeader) {
     throw DataError(ferplus_csv + ":1: header is not '" + std::string(kHeader) + "'");
   }
+  if (!(options.mix >= 0.0 && options.mix <= 1.0)) {
+    throw std::invalid_argument("FER+ label mix must be in [0, 1], got " + std::to_string(options.mix));
+  }
+  const bool mixing = options.mix > 0.0;
   std::vector<size_t> keep;
   std::vector<int8_t> labels(fer.size(), -1);
   std::vector<float> soft;
-  if (options.soft_targets) soft.assign(fer.size() * kNumExpressions, 0.0f);
+  if (options.soft_targets || mixing) soft.assign(fer.size() * kNumExpressions, 0.0f);
   size_t row = 0;
   static const int kToOurs[7] = {6, 3, 5, 4, 0, 1, 2};
   while (reader.next(line)) {
@@ -267,6 +271,24 @@ void apply_ferplus(Dataset& fer, const std::string& ferplus_csv, const FerPlusOp
         throw DataError(where + ": vote column " + std::to_string(i + 3) + " is '" +
                         std::string(fields[static_cast<size_t>(i) + 2]) + "', expected 0..10");
       }
+    }
+    if (mixing) {
+      // FER2013's label, mixed with FER+'s votes where there are any for the 7 expressions.
+      int total = 0;
+      if (!fields[1].empty()) {
+        for (int i = 0; i < 7; ++i) total += votes[i];
+      }
+      float* q = soft.data() + row * kNumExpressions;
+      const float w = total > 0 ? static_cast<float>(options.mix) : 0.0f;
+      q[static_cast<size_t>(fer.labels[row])] = 1.0f - w;
+      for (int i = 0; total > 0 && i < 7; ++i)
+        q[static_cast<size_t>(kToOurs[i])] += w * static_cast<float>(votes[i]) / static_cast<float>(total);
+      if (total == 0) rep.note({where, "votes", "no FER+ votes for the 7 expressions: FER2013's one-hot label alone"});
+      labels[row] = fer.labels[row];
+      keep.push_back(row);
+      ++rep.entries_kept;
+      ++row;
+      continue;
     }
     std::string why;
     const int label = fields[1].empty() ? -1 : ferplus_label(votes, options.labels, &why);
@@ -295,7 +317,7 @@ void apply_ferplus(Dataset& fer, const std::string& ferplus_csv, const FerPlusOp
                     " (FER+ aligns by row with the complete fer2013.csv)");
   }
   fer.labels = std::move(labels);
-  if (options.soft_targets) fer.soft_targets = std::move(soft);
+  if (options.soft_targets || mixing) fer.soft_targets = std::move(soft);
   fer = fer.subset(keep);
 }
 

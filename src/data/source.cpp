@@ -43,6 +43,9 @@ void validate(const std::string& source, SourceFormat format, const DataSourceOp
   const std::string read_as = source + " is read as --format " + std::string(to_string(format));
   if (!o.ferplus.empty() && format != SourceFormat::kFer2013)
     bad("--ferplus applies to a FER2013 CSV; " + read_as);
+  if (!(o.ferplus_mix >= 0.0 && o.ferplus_mix <= 1.0))
+    bad("--ferplus-mix must be in [0, 1], got " + json(o.ferplus_mix).dump());
+  if (o.ferplus_mix > 0 && o.ferplus.empty()) bad("--ferplus-mix needs the FER+ votes (--ferplus)");
   if (format != SourceFormat::kFer2013 && (o.size < 1 || o.size > 4096))
     bad("--size must be in 1..4096, got " + std::to_string(o.size));
   for (const auto* option : o.face.given_options()) {
@@ -91,7 +94,7 @@ Dataset read(const std::string& source, SourceFormat format, const DataSourceOpt
         throw DataError(source + ": " + std::to_string(rep.skipped) +
                         " rows were skipped, so the FER+ votes of --ferplus (aligned by row) cannot be applied");
       }
-      apply_ferplus(ds, o.ferplus, {o.ferplus_rule, o.soft_targets}, &out.ferplus_report);
+      apply_ferplus(ds, o.ferplus, {o.ferplus_rule, o.soft_targets, o.ferplus_mix}, &out.ferplus_report);
     }
     return ds;
   }
@@ -165,6 +168,7 @@ std::string data_source_recipe(SourceFormat format, const DataSourceOptions& o) 
   std::string r = std::string(to_string(format)) + "|strict=" + std::to_string(o.strict);
   if (format == SourceFormat::kFer2013) {
     r += "|ferplus_rule=" + std::to_string(static_cast<int>(o.ferplus_rule)) + "|soft=" + std::to_string(o.soft_targets);
+    if (o.ferplus_mix > 0) r += "|mix=" + json(o.ferplus_mix).dump();
     return r;  // 48 x 48 as stored: no crop, no resize
   }
   r += "|size=" + std::to_string(o.size) + "|drop_contempt=" + std::to_string(o.drop_contempt) +
@@ -176,7 +180,7 @@ std::string data_source_recipe(SourceFormat format, const DataSourceOptions& o) 
   // the pipeline adds (model files, settings outside the recipe).
   const auto p = pipeline_options(o);
   const auto& d = p.detector;
-  r += "|recipe=" + to_json(source_face_recipe(o)).dump() + "|cascade=" + d.cascade_path +
+  r += "|detect_on=colour|recipe=" + to_json(source_face_recipe(o)).dump() + "|cascade=" + d.cascade_path +
        "|blazeface=" + d.blazeface_path + "|retry_padded=" + std::to_string(d.retry_padded) +
        "|scale_to_min_face=" + std::to_string(d.scale_to_min_face) + "|equalize=" + std::to_string(d.equalize_histogram) +
        "|border_value=" + std::to_string(p.preprocess.border_value) +
@@ -211,6 +215,7 @@ json to_json(const DataSourceOptions& s) {
           {"ferplus", s.ferplus},
           {"ferplus_rule", s.ferplus_rule == FerPlusOptions::Labels::kPlurality ? "plurality" : "majority"},
           {"soft_targets", s.soft_targets},
+          {"ferplus_mix", s.ferplus_mix},
           {"strict", s.strict},
           {"size", s.size},
           {"drop_contempt", s.drop_contempt},
@@ -239,6 +244,7 @@ DataSourceOptions data_source_options_from_json(const json& j, const std::string
   }
   o.ferplus_rule = rule == "plurality" ? FerPlusOptions::Labels::kPlurality : FerPlusOptions::Labels::kMajority;
   read_field(j, "soft_targets", o.soft_targets, context, prefix);
+  read_field(j, "ferplus_mix", o.ferplus_mix, context, prefix);
   read_field(j, "strict", o.strict, context, prefix);
   read_field(j, "size", o.size, context, prefix);
   read_field(j, "drop_contempt", o.drop_contempt, context, prefix);

@@ -9,6 +9,24 @@
 
 namespace fervid {
 
+std::vector<size_t> split_indices(const Dataset& ds, const std::string& name) {
+  if (name == "all") {
+    std::vector<size_t> all(ds.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    return all;
+  }
+  const auto split = parse_split(name);
+  if (!split) {
+    std::string present;
+    for (int s = 0; s < kNumSplits; ++s) {
+      if (!ds.indices(static_cast<Split>(s)).empty()) present += std::string(to_string(static_cast<Split>(s))) + ", ";
+    }
+    throw std::invalid_argument("'" + name + "' is not a split; the data has: " + present +
+                                "all (folder names train, val, test work too)");
+  }
+  return ds.indices(*split);
+}
+
 void seeded_shuffle(std::vector<size_t>& v, uint64_t seed) {
   std::mt19937_64 rng(seed);
   for (size_t i = v.size(); i > 1; --i) {

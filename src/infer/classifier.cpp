@@ -81,12 +81,15 @@ std::vector<ExpressionScores> Classifier::classify(const std::vector<const uint8
   }
   auto x = bytes.to(torch::kFloat32).mul_(impl_->scale).add_(impl_->shift);
   auto& net = impl_->model.net;
+  // The file's calibration: softmax(logits / T), per view (as evaluate.h's predict()).
+  const double t = impl_->model.calibration.temperature;
+  auto softmax = [t](torch::Tensor logits) { return (t == 1.0 ? logits : logits.div_(t)).softmax(1); };
   torch::Tensor probs;
   if (impl_->options.flip_average) {
-    auto both = net->forward(torch::cat({x, x.flip({3})})).logits.softmax(1);
+    auto both = softmax(net->forward(torch::cat({x, x.flip({3})})).logits);
     probs = (both.slice(0, 0, n) + both.slice(0, n, 2 * n)) * 0.5;
   } else {
-    probs = net->forward(x).logits.softmax(1);
+    probs = softmax(net->forward(x).logits);
   }
   probs = probs.contiguous();
   const int64_t k = probs.size(1);
@@ -109,6 +112,7 @@ int Classifier::input_size() const { return impl_->model.net->config().input_siz
 const ModelConfig& Classifier::config() const { return impl_->model.net->config(); }
 const std::vector<std::string>& Classifier::class_names() const { return impl_->model.net->config().classes(); }
 const nlohmann::json& Classifier::metadata() const { return impl_->model.metadata; }
+double Classifier::temperature() const { return impl_->model.calibration.temperature; }
 const std::string& Classifier::model_path() const { return impl_->path; }
 
 }  // namespace fervid

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <cerrno>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 
@@ -73,6 +74,7 @@ struct Parsed {
   size_t data_start = 0;
   int version = kModelFormatVersion;
   FaceRecipe recipe;
+  Calibration calibration;
 };
 
 // The one rule for what a file of each version is served with.
@@ -146,6 +148,13 @@ Parsed read_and_verify(const std::string& path) {
   const auto stored = get<uint64_t>(b, b.size() - 8);
   if (fnv1a(b.data(), b.size() - 8) != stored) throw ModelFileError(where + "checksum mismatch (corrupted file)");
   p.recipe = header_recipe(p.header, p.version, path);
+  if (p.header.contains("calibration")) {
+    try {
+      p.calibration = Calibration::from_json(p.header.at("calibration"), "model file " + path);
+    } catch (const std::invalid_argument& e) {
+      throw ModelFileError(e.what());
+    }
+  }
   return p;
 }
 
@@ -265,9 +274,11 @@ std::string architecture_mismatch(const ModelConfig& a, const ModelConfig& b) {
   return "";
 }
 
-void save_model(const std::string& path, MCSANet& net, const json& metadata, const FaceRecipe& recipe) {
+void save_model(const std::string& path, MCSANet& net, const json& metadata, const FaceRecipe& recipe,
+                const Calibration& calibration) {
   if (!little_endian()) throw ModelFileError("model files are little-endian; this host is not");
   recipe.validate();
+  Calibration::from_json(calibration.to_json(), "saving model " + path);  // validates
   json table = json::array();
   std::string data;
   for (auto& [name, tensor] : named_state(net)) {
@@ -285,6 +296,7 @@ void save_model(const std::string& path, MCSANet& net, const json& metadata, con
                   {{"input_size", cfg.input_size}, {"channels", cfg.in_channels == 1 ? "gray" : "bgr"},
                    {"resize", "bilinear"}, {"scale", 1.0 / 255.0}, {"mean", cfg.norm_mean}, {"std", cfg.norm_std}}},
                  {"face_recipe", to_json(recipe)},
+                 {"calibration", calibration.to_json()},
                  {"metadata", metadata.is_null() ? json::object() : metadata},
                  {"tensors", table},
                  {"data_bytes", data.size()}};
@@ -304,6 +316,7 @@ LoadedModel load_model(const std::string& path) {
   m.net->eval();
   m.metadata = p.header.value("metadata", json::object());
   m.face_recipe = p.recipe;
+  m.calibration = p.calibration;
   m.format_version = p.version;
   return m;
 }
@@ -334,18 +347,23 @@ ModelHeader read_model_header(const std::string& path) {
   h.metadata = p.header.value("metadata", json::object());
   h.face_recipe = p.recipe;
   h.recipe_stored = p.version >= 2;
+  h.calibration = p.calibration;
   return h;
 }
 
 FaceRecipe read_face_recipe(const std::string& path) { return read_and_verify(path).recipe; }
 
-void rewrite_face_recipe(const std::string& path, const FaceRecipe& recipe, const std::string& out_path) {
-  recipe.validate();
+namespace {
+
+// Rewrites the header of a file that loads (weights byte for byte the same) as the current
+// version, with `edit` applied to it.
+void rewrite_header(const std::string& path, const std::string& out_path, const std::function<void(json&)>& edit) {
   const auto p = read_and_verify(path);
   header_config(p, path);  // a file that does not load is not rewritten
   json header = p.header;
   header["version"] = kModelFormatVersion;
-  header["face_recipe"] = to_json(recipe);
+  header["face_recipe"] = to_json(p.recipe);  // a version-1 file keeps the recipe it is served with
+  edit(header);
   const size_t data_size = p.bytes.size() - 8 - p.data_start;
   const std::string bytes = compose(header, kModelFormatVersion, p.bytes.data() + p.data_start, data_size);
   try {
@@ -353,6 +371,42 @@ void rewrite_face_recipe(const std::string& path, const FaceRecipe& recipe, cons
   } catch (const std::exception& e) {
     throw ModelFileError(std::string("saving model: ") + e.what());
   }
+}
+
+}  // namespace
+
+void rewrite_face_recipe(const std::string& path, const FaceRecipe& recipe, const std::string& out_path) {
+  recipe.validate();
+  rewrite_header(path, out_path, [&](json& header) { header["face_recipe"] = to_json(recipe); });
+}
+
+void rewrite_calibration(const std::string& path, const Calibration& calibration, const std::string& out_path) {
+  Calibration::from_json(calibration.to_json(), "calibration");  // validates
+  rewrite_header(path, out_path, [&](json& header) { header["calibration"] = calibration.to_json(); });
+}
+
+json Calibration::to_json() const {
+  json j = fit.is_object() ? fit : json::object();
+  j["temperature"] = temperature;
+  return j;
+}
+
+Calibration Calibration::from_json(const json& j, const std::string& where) {
+  auto bad = [&](const std::string& why) { throw std::invalid_argument(where + ": field 'calibration.temperature' " + why); };
+  if (!j.is_object()) throw std::invalid_argument(where + ": field 'calibration' is not an object (" + j.dump() + ")");
+  if (!j.contains("temperature")) bad("is missing");
+  const auto& t = j.at("temperature");
+  if (!t.is_number()) bad("is not a number (" + t.dump() + ")");
+  Calibration c;
+  c.temperature = t.get<double>();
+  if (!(c.temperature >= kMinTemperature && c.temperature <= kMaxTemperature)) {
+    std::ostringstream range;
+    range << "[" << kMinTemperature << ", " << kMaxTemperature << "]";
+    bad("is " + t.dump() + ", expected a number in " + range.str());
+  }
+  c.fit = j;
+  c.fit.erase("temperature");
+  return c;
 }
 
 }  // namespace fervid

@@ -2,18 +2,25 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "fervid/atomic_file.h"
 #include "fervid/crossval.h"
 #include "fervid/data_source.h"
+#include "fervid/hash.h"
 #include "fervid/model_io.h"
 #include "fervid/splits.h"
+#include "fervid/train_options.h"
 #include "fervid/train_step.h"
+#ifdef FERVID_WITH_OPENCV
+#include "fervid/plot.h"
+#endif
 
 namespace fervid {
 
@@ -38,16 +45,15 @@ struct ScoreData {
 
 ScoreData open_score_data(const AblationOptions& o) {
   ScoreData s;
-  auto opts = o.base.source;
-  opts.use_cache = true;  // exactly as the trainer opens it, so the fold assignment is the same
-  if (opts.size != o.base.model.input_size && opts.format != SourceFormat::kFer2013) opts.size = o.base.model.input_size;
-  s.source = open_data_source(o.base.data, opts);
+  s.source = open_run_data(o.base);  // exactly as the trainer opens it, so the fold assignment is the same
   if (o.folds > 0) {
     s.folds = subject_kfold(s.source.data, o.folds, o.base.seed);  // the folds the trainer uses
   } else {
-    const auto split = parse_split(o.test_split);
-    if (!split) throw std::invalid_argument("ablate: unknown test split '" + o.test_split + "'");
-    s.test = s.source.data.indices(*split);
+    try {
+      s.test = split_indices(s.source.data, o.test_split);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("ablate: test split: ") + e.what());
+    }
     if (s.test.empty()) throw std::invalid_argument("ablate: no samples in split " + o.test_split + " of " + o.base.data);
   }
   return s;
@@ -63,19 +69,85 @@ Predictions concat(const std::vector<Predictions>& parts) {
   return {torch::cat(p), torch::cat(l), torch::cat(e)};
 }
 
+// The configuration an arm trains with; for the fold protocol fold 0's (the other folds differ
+// only in fold and run folder).
+TrainConfig arm_config(const AblationOptions& o, const AblationArm& arm) {
+  TrainConfig c = o.base;
+  c.model.variant = arm.variant;
+  c.loss = arm.loss;
+  if (o.folds > 0) {
+    c.folds = o.folds;
+    c.fold = 0;
+    c.val_fraction = 0;
+    c.train_split = c.val_split = "all";
+  }
+  return c;
+}
+
+// What an arm's result depends on: its training (trainer's run_identity) and, for the split
+// protocol, the split it is scored on.
+nlohmann::json arm_identity(const AblationOptions& o, const AblationArm& arm) {
+  nlohmann::json id = {{"train", run_identity(arm_config(o, arm))}};
+  if (o.folds == 0) id["test_split"] = o.test_split;
+  return id;
+}
+
+std::string identity_hash(const nlohmann::json& identity) {
+  const auto text = identity.dump();
+  return sha256_hex(text.data(), text.size());
+}
+
+nlohmann::json read_json_file(const fs::path& path) {
+  std::ifstream in(path);
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(path.string() + ": " + e.what());
+  }
+}
+
+// The identity of an arm finished by an older build (result.json without one): from the
+// configuration its training recorded. Its test split was not recorded: taken as `current`'s.
+nlohmann::json recorded_identity(const fs::path& dir, const nlohmann::json& current) {
+  for (const char* config : {"run/config.json", "fold-0/config.json", "config.json"}) {
+    if (!fs::exists(dir / config)) continue;
+    auto c = read_train_config_file((dir / config).string());
+    if (c.folds > 0) c.fold = 0;
+    nlohmann::json id = {{"train", run_identity(c)}};
+    if (current.contains("test_split")) id["test_split"] = current.at("test_split");
+    return id;
+  }
+  return nullptr;
+}
+
+// A finished arm folder is reused only for the same training scored the same way; otherwise the
+// table would mix settings or budgets without saying so. Refused rather than retrained: the
+// folder may hold hours of training, and the user decides whether to discard it.
+void require_same_arm(const AblationArm& arm, const fs::path& dir, const nlohmann::json& stored,
+                      const nlohmann::json& identity) {
+  if (stored.value("identity_sha256", "") == identity_hash(identity)) return;
+  auto recorded = stored.contains("identity") ? stored.at("identity") : recorded_identity(dir, identity);
+  // Read back through the option table, so that an option added since takes its default.
+  if (recorded.contains("train")) recorded["train"] = run_identity(train_config_from_json(recorded.at("train")));
+  if (recorded.is_null()) {
+    throw std::runtime_error("ablate: arm '" + arm.name + "' in " + dir.string() +
+                             " records no configuration, so it cannot be reused; remove the folder to train it again");
+  }
+  const auto difference = first_json_difference(recorded, identity);
+  if (difference.empty()) return;
+  throw std::runtime_error("ablate: arm '" + arm.name + "' in " + dir.string() +
+                           " was trained with another configuration: " + difference +
+                           " (recorded vs this ablation's); remove the folder to train it again, or choose another --out");
+}
+
 AblationRow run_arm(const AblationOptions& o, const AblationArm& arm, const ScoreData& data, const std::string& dir,
                     const std::string& command_line, const TrainCallbacks& cb) {
   AblationRow row;
   row.arm = arm;
-  TrainConfig c = o.base;
-  c.model.variant = arm.variant;
-  c.loss = arm.loss;
+  TrainConfig c = arm_config(o, arm);
   const auto device = resolve_device(c.device);  // where the arm's model is scored, as it trained
   const auto t0 = std::chrono::steady_clock::now();
   if (o.folds > 0) {
-    c.folds = o.folds;
-    c.val_fraction = 0;
-    c.train_split = c.val_split = "all";
     std::vector<Predictions> parts;
     for (int f = 0; f < o.folds; ++f) {
       c.fold = f;
@@ -142,49 +214,114 @@ std::vector<AblationArm> default_ablation_arms(const LossConfig& base, double la
   return arms;
 }
 
-std::vector<AblationRow> run_ablation(const AblationOptions& options, const std::vector<AblationArm>& arms,
-                                      const std::string& out_dir, const std::string& command_line,
-                                      const AblationCallbacks& callbacks) {
+std::vector<AblationArm> select_ablation_arms(const std::vector<AblationArm>& arms, const std::string& names) {
+  if (names.empty()) return arms;
+  std::vector<AblationArm> chosen;
+  std::stringstream ss(names);
+  std::string name;
+  while (std::getline(ss, name, ',')) {
+    auto it = std::find_if(arms.begin(), arms.end(), [&](const AblationArm& x) { return x.name == name; });
+    if (it == arms.end()) {
+      std::string known;
+      for (const auto& x : arms) known += (known.empty() ? "" : ", ") + x.name;
+      throw std::invalid_argument("ablate: unknown arm '" + name + "' (known: " + known + ")");
+    }
+    chosen.push_back(*it);
+  }
+  return chosen;
+}
+
+std::string ablation_budget(const AblationOptions& o) {
+  const auto& c = o.base;
+  return fmt::format(
+      "Budget per arm{}: {}{}. Data {}; width {}, input {}, batch {}, {} lr {} ({} schedule), seed {}, "
+      "label smoothing {}, augmentation {}. Protocol: {}.",
+      o.folds > 0 ? " and fold" : "",
+      c.minutes > 0 ? fmt::format("{} minutes (stops after the epoch that passes it), at most ", c.minutes) : "",
+      fmt::format("{} epochs", c.epochs), c.data, c.model.width, c.model.input_size, c.batch_size, c.optimizer, c.lr,
+      c.schedule, c.seed, c.loss.label_smoothing, c.augment.enabled() ? "on" : "off",
+      o.folds > 0 ? fmt::format("subject-independent {}-fold cross-validation, last-epoch model of each fold "
+                                "scored on its held-out subjects, predictions pooled",
+                                o.folds)
+                  : fmt::format("train on {}, best epoch chosen on {}, scored on {}", c.train_split, c.val_split,
+                                o.test_split));
+}
+
+AblationReport run_ablation(const AblationOptions& options, const std::vector<AblationArm>& arms,
+                            const std::string& out_dir, const std::string& command_line,
+                            const AblationCallbacks& callbacks) {
   if (arms.empty()) throw std::invalid_argument("ablate: no arms to run");
   resolve_device(options.base.device);  // an unavailable device fails before any work
   fs::create_directories(out_dir);
   const auto data = open_score_data(options);
   const auto& names = options.base.model.classes();
-  std::vector<AblationRow> rows;
-  // Arms that give identical trainings (the variant "mcsa" and the loss "ce") run once.
-  auto same_training = [](const AblationArm& a, const AblationArm& b) {
-    return a.variant == b.variant && a.loss.lambda_c == b.loss.lambda_c && a.loss.gamma == b.loss.gamma &&
-           (a.loss.gamma == 0 || a.loss.form == b.loss.form) && a.loss.label_smoothing == b.loss.label_smoothing &&
-           a.loss.center_alpha == b.loss.center_alpha;
-  };
+  AblationReport report;
+  auto& rows = report.rows;
+  std::vector<std::string> hashes;  // of rows' identities
   for (size_t i = 0; i < arms.size(); ++i) {
     const auto& arm = arms[i];
     if (callbacks.arm_start) callbacks.arm_start(arm, static_cast<int>(i), static_cast<int>(arms.size()));
     const fs::path dir = fs::path(out_dir) / arm.name;
     const fs::path result = dir / "result.json";
+    const auto identity = arm_identity(options, arm);
+    const auto hash = identity_hash(identity);
     AblationRow row;
-    const AblationRow* twin = nullptr;
-    for (const auto& r : rows)
-      if (same_training(r.arm, arm)) twin = &r;
-    if (twin != nullptr) {
-      row = *twin;
+    // Arms that give identical trainings (the variant "mcsa" and the loss "ce") run once.
+    const auto twin = std::find(hashes.begin(), hashes.end(), hash);
+    if (twin != hashes.end()) {
+      row = rows[static_cast<size_t>(twin - hashes.begin())];
+      row.same_run_as = row.arm.name;
       row.arm = arm;
-      row.same_run_as = twin->arm.name;
     } else if (fs::exists(result)) {
-      std::ifstream in(result);
-      row = ablation_row_from_json(nlohmann::json::parse(in));
+      const auto stored = read_json_file(result);
+      row = ablation_row_from_json(stored);
       if (row.arm.name != arm.name) throw std::runtime_error(result.string() + ": holds arm '" + row.arm.name + "'");
+      require_same_arm(arm, dir, stored, identity);
       row.arm = arm;
     } else {
       fs::remove_all(dir);  // an arm interrupted before its result: start it again
       fs::create_directories(dir);
       row = run_arm(options, arm, data, dir.string(), command_line, callbacks.train);
-      write_file_atomically(result.string(), to_json(row, names).dump(2) + "\n");
+      auto j = to_json(row, names);
+      j["identity"] = identity;
+      j["identity_sha256"] = hash;
+      write_file_atomically(result.string(), j.dump(2) + "\n");
     }
     rows.push_back(row);
+    hashes.push_back(hash);
     if (callbacks.arm_done) callbacks.arm_done(rows.back());
   }
-  return rows;
+
+  // The reports: JSON, the paper's tables in Markdown, and a bar chart.
+  report.budget = ablation_budget(options);
+  const std::string data_name = fs::path(options.base.data).filename().string();
+  report.markdown = ablation_markdown(rows, names, "Ablation on " + data_name, report.budget);
+  auto recorded = options.base;
+  recorded.folds = options.folds;
+  nlohmann::json j = {{"command", command_line},
+                      {"budget", report.budget},
+                      {"train_config", to_json(recorded)},
+                      {"protocol", options.folds > 0 ? fmt::format("subject-{}-fold", options.folds)
+                                                     : "split " + options.test_split},
+                      {"rows", nlohmann::json::array()}};
+  for (const auto& r : rows) j["rows"].push_back(to_json(r, names));
+  const fs::path out(out_dir);
+  write_file_atomically((out / "ablation.json").string(), j.dump(2) + "\n");
+  write_file_atomically((out / "ablation.md").string(), report.markdown);
+  report.files = {(out / "ablation.json").string(), (out / "ablation.md").string()};
+#ifdef FERVID_WITH_OPENCV
+  std::vector<std::string> categories;
+  Series acc{"accuracy", {}, 0}, f1{"macro-F1", {}, 1}, ratio{"inter/intra / 10", {}, 2};
+  for (const auto& r : rows) {
+    categories.push_back(r.arm.name);
+    acc.y.push_back(r.metrics.accuracy);
+    f1.y.push_back(r.metrics.macro_f1);
+    ratio.y.push_back(r.metrics.embedding.ratio / 10);
+  }
+  write_bar_chart((out / "ablation.png").string(), "ablation: " + data_name, categories, {acc, f1, ratio});
+  report.files.push_back((out / "ablation.png").string());
+#endif
+  return report;
 }
 
 nlohmann::json to_json(const AblationRow& r, const std::vector<std::string>& names) {

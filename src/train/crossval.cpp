@@ -2,7 +2,14 @@
 
 #include <cmath>
 #include <filesystem>
+#include <stdexcept>
 #include <tuple>
+
+#include "fervid/atomic_file.h"
+#include "fervid/train_step.h"
+#ifdef FERVID_WITH_OPENCV
+#include "fervid/plot.h"
+#endif
 
 namespace fervid {
 
@@ -53,6 +60,43 @@ std::pair<double, double> mean_and_std(const std::vector<double>& values) {
   double var = 0;
   for (double a : values) var += (a - mean) * (a - mean);
   return {mean, std::sqrt(var / static_cast<double>(values.size()))};
+}
+
+CvReport run_cv(const TrainConfig& base, const std::string& protocols, const std::string& command_line,
+                const TrainCallbacks& callbacks) {
+  if (protocols != "subject" && protocols != "random" && protocols != "both") {
+    throw std::invalid_argument("cv: protocol '" + protocols + "' is not one of subject, random or both");
+  }
+  resolve_device(base.device);  // an unavailable device fails before any work
+  const int folds = base.folds > 0 ? base.folds : 10;
+  const std::filesystem::path out(base.run_dir);
+  std::filesystem::create_directories(out);
+  CvReport report;
+  nlohmann::json j = {{"data", base.data}, {"command", command_line}, {"train_config", to_json(base)}};
+  std::vector<std::string> bars;  // cv.png: one bar per held-out set
+  std::vector<double> accuracies;
+  if (protocols != "random") {
+    report.subject = subject_cross_validation(base, folds, base.run_dir, command_line, callbacks);
+    j["subject_cv"] = to_json(*report.subject);
+    for (size_t f = 0; f < report.subject->accuracies.size(); ++f) {
+      bars.push_back("fold " + std::to_string(f));
+      accuracies.push_back(report.subject->accuracies[f]);
+    }
+  }
+  if (protocols != "subject") {
+    report.random = random_split_protocol(base, base.run_dir, command_line, callbacks);
+    j["random_split"] = to_json(*report.random);
+    bars.push_back("random 9:1");
+    accuracies.push_back(report.random->mean);
+  }
+  write_file_atomically((out / "cv.json").string(), j.dump(2) + "\n");
+  report.files.push_back((out / "cv.json").string());
+#ifdef FERVID_WITH_OPENCV
+  write_bar_chart((out / "cv.png").string(), "cv: " + std::filesystem::path(base.data).filename().string(), bars,
+                  {Series{"accuracy (last epoch, held out)", accuracies, 0}});
+  report.files.push_back((out / "cv.png").string());
+#endif
+  return report;
 }
 
 nlohmann::json to_json(const ProtocolResult& r) {

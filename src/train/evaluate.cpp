@@ -50,7 +50,9 @@ torch::Tensor tta_views(const torch::Tensor& images, Tta tta) {
   return torch::cat(views, 0);
 }
 
-Predictions predict(MCSANet& net, const Dataset& data, const std::vector<size_t>& indices, Tta tta, int batch_size) {
+Predictions predict(MCSANet& net, const Dataset& data, const std::vector<size_t>& indices, Tta tta, int batch_size,
+                    double temperature) {
+  TORCH_CHECK(temperature > 0, "predict: temperature must be > 0, got ", temperature);
   const auto& cfg = net->config();
   const auto params = net->parameters();
   const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
@@ -73,7 +75,7 @@ Predictions predict(MCSANet& net, const Dataset& data, const std::vector<size_t>
     }
     const auto n = images.size(0);
     auto out = net->forward(tta_views(images, tta));
-    auto p = torch::softmax(out.logits, 1);
+    auto p = torch::softmax(temperature == 1.0 ? out.logits : out.logits / temperature, 1);
     const auto views = p.size(0) / n;
     probs.push_back(p.view({views, n, -1}).mean(0).to(torch::kCPU));
     embeddings.push_back(out.embedding.narrow(0, 0, n).to(torch::kCPU));
@@ -81,6 +83,66 @@ Predictions predict(MCSANet& net, const Dataset& data, const std::vector<size_t>
   }
   if (probs.empty()) throw std::invalid_argument("predict: no samples to evaluate");
   return {torch::cat(probs), torch::cat(labels), torch::cat(embeddings)};
+}
+
+namespace {
+
+torch::Tensor scaled_log_probs(const Predictions& p, double temperature) {
+  TORCH_CHECK(p.probs.dim() == 2 && p.labels.dim() == 1 && p.probs.size(0) == p.labels.size(0) && p.probs.size(0) > 0,
+              "temperature: expected probs [N, K] and labels [N] with N > 0, got ", p.probs.sizes(), " and ",
+              p.labels.sizes());
+  TORCH_CHECK(temperature > 0, "temperature must be > 0, got ", temperature);
+  return torch::log_softmax(p.probs.to(torch::kDouble).clamp_min(1e-30).log() / temperature, 1);
+}
+
+}  // namespace
+
+double nll_at_temperature(const Predictions& p, double temperature) {
+  const auto lp = scaled_log_probs(p, temperature);
+  return -lp.gather(1, p.labels.to(torch::kLong).unsqueeze(1)).mean().item<double>();
+}
+
+Predictions at_temperature(const Predictions& p, double temperature) {
+  return {scaled_log_probs(p, temperature).exp().to(torch::kFloat), p.labels, p.embeddings};
+}
+
+TemperatureFit fit_temperature(const Predictions& p) {
+  // Golden-section search on beta = 1 / T, where the NLL is convex (log-sum-exp of terms linear
+  // in beta, minus a linear term).
+  const double phi = (std::sqrt(5.0) - 1) / 2;
+  double lo = 1.0 / 20.0, hi = 1.0 / 0.05;
+  auto f = [&](double beta) { return nll_at_temperature(p, 1.0 / beta); };
+  double a = hi - phi * (hi - lo), b = lo + phi * (hi - lo);
+  double fa = f(a), fb = f(b);
+  while (hi - lo > 1e-6) {
+    if (fa < fb) {
+      hi = b, b = a, fb = fa;
+      a = hi - phi * (hi - lo), fa = f(a);
+    } else {
+      lo = a, a = b, fa = fb;
+      b = lo + phi * (hi - lo), fb = f(b);
+    }
+  }
+  TemperatureFit fit;
+  fit.temperature = 2.0 / (lo + hi);
+  fit.nll_before = nll_at_temperature(p, 1.0);
+  fit.nll_after = nll_at_temperature(p, fit.temperature);
+  fit.samples = p.labels.size(0);
+  return fit;
+}
+
+Calibration calibrate_temperature(MCSANet& net, const Dataset& data, const std::vector<size_t>& indices,
+                                  const std::string& split) {
+  const auto p = predict(net, data, indices, Tta::kNone, 256, 1.0);
+  const auto fit = fit_temperature(p);
+  const int k = net->config().num_classes();
+  Calibration c;
+  c.temperature = fit.temperature;
+  c.fit = {{"method", "temperature scaling (NLL)"}, {"split", split}, {"samples", fit.samples},
+           {"nll_before", fit.nll_before}, {"nll_after", fit.nll_after},
+           {"ece_before", compute_metrics(p, k).ece},
+           {"ece_after", compute_metrics(at_temperature(p, fit.temperature), k).ece}};
+  return c;
 }
 
 EmbeddingStats embedding_stats(const torch::Tensor& embeddings, const torch::Tensor& labels, int num_classes) {

@@ -4,126 +4,500 @@
 #include <torch/optim.h>
 #include <torch/serialize.h>
 
+#include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <set>
+#include <type_traits>
 
 #include "fervid/atomic_file.h"
 #include "fervid/augment.h"
-#include "fervid/config_json.h"
 #include "fervid/evaluate.h"
 #include "fervid/loader.h"
 #include "fervid/model.h"
 #include "fervid/model_io.h"
 #include "fervid/runtime.h"
 #include "fervid/splits.h"
+#include "fervid/train_options.h"
 #include "fervid/train_step.h"
 #include "train/device_batch.h"
+#ifdef FERVID_WITH_OPENCV
+#include "fervid/plot.h"
+#endif
 
 namespace fervid {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// ---- configuration <-> JSON ------------------------------------------------------------------
+// ---- the option table (train_options.h) --------------------------------------------------------
+
+// Makes the table's entries: a typed accessor to one field of TrainConfig (or of its model, loss
+// or augment part) and the rule its value must meet.
+class TrainOptionBuilder {
+ public:
+  using Kind = TrainOption::Kind;
+  using Rule = std::function<std::string(const TrainConfig&)>;
+  template <typename T>
+  using Ref = std::function<T&(TrainConfig&)>;
+
+  explicit TrainOptionBuilder(std::vector<TrainOption>& table) : table_(table) {}
+  void group(const char* g) { group_ = g; }
+
+  TrainOption& text(const char* key, const char* flag, const char* help, Ref<std::string> ref) {
+    auto& o = add(key, flag, help, Kind::kText);
+    o.read_ = [ref](const TrainConfig& c) { return json(ref(mutable_config(c))); };
+    o.write_ = [ref](TrainConfig& c, const json& v) {
+      if (!v.is_string()) throw std::invalid_argument("text");
+      ref(c) = v.get<std::string>();
+    };
+    return o;
+  }
+  TrainOption& choice(const char* key, const char* flag, const char* help, Ref<std::string> ref,
+                      std::vector<std::string> choices) {
+    auto& o = text(key, flag, help, ref);
+    o.kind = Kind::kChoice;
+    o.choices = std::move(choices);
+    o.rule_ = [ref, choices = o.choices](const TrainConfig& c) {
+      const auto& v = ref(mutable_config(c));
+      return std::find(choices.begin(), choices.end(), v) == choices.end() ? choices_text(choices) : "";
+    };
+    return o;
+  }
+  // An enumeration stored as its name.
+  template <typename E>
+  TrainOption& named(const char* key, const char* flag, const char* help, Ref<E> ref, const std::vector<E>& values) {
+    std::vector<std::string> names;
+    for (E v : values) names.emplace_back(to_string(v));
+    auto& o = add(key, flag, help, Kind::kChoice);
+    o.choices = names;
+    o.read_ = [ref](const TrainConfig& c) { return json(std::string(to_string(ref(mutable_config(c))))); };
+    o.write_ = [ref, values, names](TrainConfig& c, const json& v) {
+      for (size_t i = 0; v.is_string() && i < names.size(); ++i) {
+        if (names[i] == v.get<std::string>()) {
+          ref(c) = values[i];
+          return;
+        }
+      }
+      throw std::invalid_argument(choices_text(names));
+    };
+    return o;
+  }
+  TrainOption& boolean(const char* key, const char* flag, const char* help, Ref<bool> ref) {
+    auto& o = add(key, flag, help, Kind::kSwitch);
+    o.read_ = [ref](const TrainConfig& c) { return json(ref(mutable_config(c))); };
+    o.write_ = [ref](TrainConfig& c, const json& v) {
+      if (!v.is_boolean()) throw std::invalid_argument("true or false");
+      ref(c) = v.get<bool>();
+    };
+    return o;
+  }
+  // A number in `range`, or meeting a rule of its own.
+  template <typename T>
+  TrainOption& number(const char* key, const char* flag, const char* help, Ref<T> ref, RecipeRange range) {
+    auto& o = number<T>(key, flag, help, ref, Rule());
+    o.rule_ = [ref, range](const TrainConfig& c) {
+      return range.contains(static_cast<double>(ref(mutable_config(c)))) ? "" : range.text(std::is_integral_v<T>);
+    };
+    return o;
+  }
+  template <typename T>
+  TrainOption& number(const char* key, const char* flag, const char* help, Ref<T> ref, Rule rule) {
+    auto& o = add(key, flag, help, std::is_integral_v<T> ? Kind::kInteger : Kind::kReal);
+    o.read_ = [ref](const TrainConfig& c) { return json(ref(mutable_config(c))); };
+    o.write_ = [ref](TrainConfig& c, const json& v) { ref(c) = number_from<T>(v); };
+    o.rule_ = std::move(rule);
+    return o;
+  }
+  // Anything else: its own JSON reader and writer (read throws std::invalid_argument(allowed)).
+  TrainOption& custom(const char* key, const char* flag, const char* help, Kind kind,
+                      std::function<json(const TrainConfig&)> read, std::function<void(TrainConfig&, const json&)> write) {
+    auto& o = add(key, flag, help, kind);
+    o.read_ = std::move(read);
+    o.write_ = std::move(write);
+    return o;
+  }
+  static TrainOption& in_identity_when(TrainOption& o, std::function<bool(const TrainConfig&)> when) {
+    o.identity_ = std::move(when);
+    return o;
+  }
+  static TrainOption& with_rule(TrainOption& o, Rule rule) {
+    o.rule_ = std::move(rule);
+    return o;
+  }
+
+ private:
+  // The accessors hand out references for writing; reading through them changes nothing.
+  static TrainConfig& mutable_config(const TrainConfig& c) { return const_cast<TrainConfig&>(c); }
+
+  template <typename T>
+  static T number_from(const json& v) {
+    if constexpr (std::is_integral_v<T>) {
+      const char* allowed = std::is_unsigned_v<T> ? "an integer >= 0" : "an integer";
+      // A whole float (30.0) is accepted: configs edited by other tools write them.
+      if (v.is_number_float() && v.get<double>() == std::floor(v.get<double>()) && std::fabs(v.get<double>()) < 9e15) {
+        return number_from<T>(json(static_cast<int64_t>(v.get<double>())));
+      }
+      if (!v.is_number_integer()) throw std::invalid_argument(allowed);
+      if (v.is_number_unsigned()) {
+        const auto u = v.get<uint64_t>();
+        if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) throw std::invalid_argument(allowed);
+        return static_cast<T>(u);
+      }
+      const auto s = v.get<int64_t>();
+      if ((std::is_unsigned_v<T> && s < 0) || (!std::is_unsigned_v<T> && (s < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+                                                                          s > static_cast<int64_t>(std::numeric_limits<T>::max())))) {
+        throw std::invalid_argument(allowed);
+      }
+      return static_cast<T>(s);
+    } else {
+      if (!v.is_number()) throw std::invalid_argument("a number");
+      return v.get<T>();
+    }
+  }
+
+  TrainOption& add(const char* key, const char* flag, const char* help, Kind kind) {
+    TrainOption o;
+    o.key = key;
+    o.flag = flag;
+    o.help = help;
+    o.group = group_;
+    o.kind = kind;
+    table_.push_back(std::move(o));
+    return table_.back();
+  }
+
+  std::vector<TrainOption>& table_;
+  std::string group_;
+};
+
 namespace {
 
-json augment_json(const AugmentOptions& a) {
-  return {{"flip_prob", a.flip_prob},     {"max_rotation_deg", a.max_rotation_deg}, {"min_scale", a.min_scale},
-          {"max_scale", a.max_scale},     {"max_shift", a.max_shift},               {"brightness", a.brightness},
-          {"contrast", a.contrast},       {"erase_prob", a.erase_prob},             {"erase_min_area", a.erase_min_area},
-          {"erase_max_area", a.erase_max_area}, {"erase_value", a.erase_value}};
-}
+constexpr double kNoLimit = std::numeric_limits<double>::infinity();
+RecipeRange in_range(double lo, double hi, bool lo_open = false, bool hi_open = false) { return {lo, hi, lo_open, hi_open}; }
+RecipeRange at_least(double lo) { return {lo, kNoLimit, false, false}; }
+RecipeRange above(double lo) { return {lo, kNoLimit, true, false}; }
 
-// Reads `key` of `j` into `out` when present; a value of the wrong type names the field.
 template <typename T>
-void read(const json& j, const char* key, T& out, const std::string& prefix = "") {
-  if (!j.contains(key)) return;
-  try {
-    out = j.at(key).get<T>();
-  } catch (const json::exception&) {
-    throw std::invalid_argument("train config: field '" + prefix + key + "' has the wrong type (" + j.at(key).dump() + ")");
-  }
+TrainOptionBuilder::Ref<T> field(T TrainConfig::*m) {
+  return [m](TrainConfig& c) -> T& { return c.*m; };
+}
+template <typename Part, typename T>
+TrainOptionBuilder::Ref<T> field(Part TrainConfig::*part, T Part::*m) {
+  return [part, m](TrainConfig& c) -> T& { return (c.*part).*m; };
 }
 
-AugmentOptions augment_from(const json& j) {
-  AugmentOptions a;
-  read(j, "flip_prob", a.flip_prob, "augment.");
-  read(j, "max_rotation_deg", a.max_rotation_deg, "augment.");
-  read(j, "min_scale", a.min_scale, "augment.");
-  read(j, "max_scale", a.max_scale, "augment.");
-  read(j, "max_shift", a.max_shift, "augment.");
-  read(j, "brightness", a.brightness, "augment.");
-  read(j, "contrast", a.contrast, "augment.");
-  read(j, "erase_prob", a.erase_prob, "augment.");
-  read(j, "erase_min_area", a.erase_min_area, "augment.");
-  read(j, "erase_max_area", a.erase_max_area, "augment.");
-  read(j, "erase_value", a.erase_value, "augment.");
-  return a;
+// A model field checked by ModelConfig's own rule (config.h), so the ranges live there once.
+TrainOptionBuilder::Rule model_rule(const char* name) {
+  return [name](const TrainConfig& c) { return c.model.unmet_rule(name); };
+}
+
+std::vector<TrainOption> make_table() {
+  using T = TrainConfig;
+  using Kind = TrainOption::Kind;
+  using Rule = TrainOptionBuilder::Rule;
+  std::vector<TrainOption> t;
+  TrainOptionBuilder b(t);
+  auto never = [](const TrainConfig&) { return false; };
+
+  // Where the run lives is not what it is.
+  b.in_identity_when(b.text("run_dir", "--out", "Run folder to create", field(&T::run_dir)), never).required = "";
+
+  b.group("Data");
+  b.text("data", "--data", "FER2013 CSV, image folder, CK+48, CK+ or photo folder", field(&T::data)).required =
+      "give a dataset (FER2013 CSV, image folder, CK+)";
+  // DataSourceOptions has a JSON reader of its own (data_source.h); the CLI adds its flags here.
+  b.custom("source", "", "How the data is read (format, FER+ labels, faces)", Kind::kObject,
+           [](const TrainConfig& c) { return to_json(c.source); },
+           [](TrainConfig& c, const json& v) { c.source = data_source_options_from_json(v, "train config"); });
+  b.text("train_split", "--train-split", "Training | PublicTest | PrivateTest | all", field(&T::train_split));
+  b.text("val_split", "--val-split", "Validation split (checkpoint choice)", field(&T::val_split));
+  b.number("val_fraction", "--val-fraction", "Seeded random validation fraction instead of a split",
+           field(&T::val_fraction), in_range(0, 1, false, true));
+  RecipeRange folds = at_least(2);
+  folds.zero = "off";
+  b.number("folds", "--folds", "Subject-independent folds (CK+); with --fold", field(&T::folds), folds);
+  b.number<int>("fold", "--fold", "Which fold validates", field(&T::fold), [](const TrainConfig& c) -> std::string {
+    if (c.folds > 0 && (c.fold < 0 || c.fold >= c.folds)) return "an integer in [0, folds) = [0, " + std::to_string(c.folds) + ")";
+    return c.fold < 0 ? "an integer >= 0" : "";
+  });
+  b.number("max_train_samples", "--max-train-samples", "Seeded subset of the training samples",
+           field(&T::max_train_samples), at_least(0));
+  b.boolean("expand_15x", "--expand-15x",
+            "Train on the paper's offline 15x expansion of the training samples (each image, its mirror "
+            "and a 1.1x zoom, at -10, -5, 0, +5, +10 degrees)",
+            field(&T::expand_15x));
+
+  b.group("Model");
+  using M = ModelConfig;
+  b.named("model.variant", "--variant", "vgg16 | m | mca | msa | mcsa", field(&T::model, &M::variant),
+          std::vector<Variant>{Variant::kVgg16, Variant::kM, Variant::kMca, Variant::kMsa, Variant::kMcsa});
+  b.number("model.width", "--width", "Width multiplier", field(&T::model, &M::width), model_rule("width"));
+  b.number("model.input_size", "--input", "Input side", field(&T::model, &M::input_size), model_rule("input_size"));
+  // The file records the resolved choice (true or false), as model files do.
+  b.custom("model.multiscale", "--multiscale", "auto | on | off", Kind::kChoice,
+           [](const TrainConfig& c) { return json(c.model.uses_multiscale()); },
+           [](TrainConfig& c, const json& v) {
+             if (v.is_boolean()) {
+               c.model.multiscale = v.get<bool>() ? 1 : 0;
+             } else if (v == "auto" || v == "on" || v == "off") {
+               c.model.multiscale = v == "auto" ? -1 : v == "on" ? 1 : 0;
+             } else {
+               throw std::invalid_argument("auto, on or off (true or false)");
+             }
+           })
+      .choices = {"auto", "on", "off"};
+  b.number("model.se_reduction", "--reduction", "SE reduction r", field(&T::model, &M::se_reduction),
+           model_rule("se_reduction"));
+  b.number("model.dropout", "--dropout", "Dropout before FC-7", field(&T::model, &M::dropout), model_rule("dropout"));
+  b.number("model.in_channels", "", "Input channels (1: gray)", field(&T::model, &M::in_channels),
+           model_rule("in_channels"));
+  b.number("model.spatial_kernel", "", "Spatial attention kernel", field(&T::model, &M::spatial_kernel),
+           model_rule("spatial_kernel"));
+  b.with_rule(b.custom("model.class_names", "", "Class names (the 7 FER2013 expressions by default)", Kind::kList,
+                       [](const TrainConfig& c) { return json(c.model.classes()); },
+                       [](TrainConfig& c, const json& v) {
+                         if (!v.is_array() ||
+                             std::any_of(v.begin(), v.end(), [](const json& x) { return !x.is_string(); })) {
+                           throw std::invalid_argument("a list of names");
+                         }
+                         c.model.class_names = v.get<std::vector<std::string>>();
+                       }),
+              model_rule("class_names"));
+  b.number("model.norm_mean", "", "Input normalisation mean", field(&T::model, &M::norm_mean), Rule());
+  b.number("model.norm_std", "", "Input normalisation standard deviation", field(&T::model, &M::norm_std),
+           model_rule("norm_std"));
+  b.text("init_from", "--init-from", "Model file to fine-tune from", field(&T::init_from));
+
+  b.group("Loss");
+  using L = LossConfig;
+  b.number("loss.lambda_c", "--lambda-c", "Center-loss weight", field(&T::loss, &L::lambda_c), at_least(0));
+  b.number("loss.gamma", "--gamma", "Separation-loss weight", field(&T::loss, &L::gamma), at_least(0));
+  // Without a separation term its form changes nothing.
+  b.in_identity_when(b.named("loss.form", "--separation", "island | dda", field(&T::loss, &L::form),
+                             std::vector<SeparationForm>{SeparationForm::kIsland, SeparationForm::kDda}),
+                     [](const TrainConfig& c) { return c.loss.gamma != 0; });
+  b.number("loss.label_smoothing", "--label-smoothing", "Label smoothing", field(&T::loss, &L::label_smoothing),
+           in_range(0, 1, false, true));
+  b.number("loss.center_alpha", "--center-alpha", "Center update rate", field(&T::loss, &L::center_alpha), in_range(0, 1));
+
+  b.group("Optimisation");
+  b.choice("optimizer", "--optimizer", "sgd | adamw", field(&T::optimizer), {"sgd", "adamw"});
+  b.number("lr", "--lr", "Initial learning rate", field(&T::lr), above(0));
+  b.number("momentum", "--momentum", "SGD momentum", field(&T::momentum), in_range(0, 1, false, true));
+  b.number("weight_decay", "--weight-decay", "Weight decay", field(&T::weight_decay), at_least(0));
+  b.choice("schedule", "--schedule", "exp | cosine | step", field(&T::schedule), {"exp", "cosine", "step"});
+  b.number("lr_decay", "--lr-decay", "exp: factor per epoch", field(&T::lr_decay), above(0));
+  b.number("step_every", "--step-every", "step: epochs per step", field(&T::step_every), at_least(1));
+  b.number("step_gamma", "--step-gamma", "step: factor", field(&T::step_gamma), above(0));
+  b.number("warmup_epochs", "--warmup", "Warm-up epochs", field(&T::warmup_epochs), at_least(0));
+  b.number("batch_size", "--batch", "Batch size", field(&T::batch_size), at_least(1));
+  b.number("epochs", "--epochs", "Epochs", field(&T::epochs), at_least(1));
+  b.number("minutes", "--minutes", "Stop after the epoch that passes this many minutes", field(&T::minutes),
+           at_least(0));
+  // A flag only, before --erase and --rotation: `--no-augment --erase 0.3` erases and nothing else.
+  b.custom("", "--no-augment", "Train without augmentation", Kind::kSwitch, nullptr, [](TrainConfig& c, const json& v) {
+    if (!v.is_boolean()) throw std::invalid_argument("true or false");
+    if (v.get<bool>()) c.augment = AugmentOptions::none();
+  });
+  using A = AugmentOptions;
+  b.number("augment.erase_prob", "--erase", "Random-erasing probability", field(&T::augment, &A::erase_prob),
+           in_range(0, 1));
+  b.number("augment.max_rotation_deg", "--rotation", "Max rotation in degrees", field(&T::augment, &A::max_rotation_deg),
+           in_range(0, 180));
+  b.number("augment.flip_prob", "", "Horizontal mirror probability", field(&T::augment, &A::flip_prob), in_range(0, 1));
+  b.number("augment.min_scale", "", "Smallest zoom", field(&T::augment, &A::min_scale), [](const TrainConfig& c) {
+    return c.augment.min_scale > 0 && c.augment.min_scale <= c.augment.max_scale ? "" : "in (0, augment.max_scale]";
+  });
+  b.number("augment.max_scale", "", "Largest zoom", field(&T::augment, &A::max_scale), above(0));
+  b.number("augment.max_shift", "", "Largest shift, a fraction of the side", field(&T::augment, &A::max_shift),
+           in_range(0, 1));
+  b.number("augment.brightness", "", "Brightness change", field(&T::augment, &A::brightness), in_range(0, 1));
+  b.number("augment.contrast", "", "Contrast change", field(&T::augment, &A::contrast), in_range(0, 1));
+  b.number("augment.erase_min_area", "", "Smallest erased area fraction", field(&T::augment, &A::erase_min_area),
+           [](const TrainConfig& c) {
+             const auto& a = c.augment;
+             return a.erase_min_area > 0 && a.erase_min_area <= a.erase_max_area ? "" : "in (0, augment.erase_max_area]";
+           });
+  b.number("augment.erase_max_area", "", "Largest erased area fraction", field(&T::augment, &A::erase_max_area),
+           in_range(0, 1, true, false));
+  b.number("augment.erase_value", "", "Erased gray level (< 0: the image's mean)", field(&T::augment, &A::erase_value),
+           in_range(-kNoLimit, 1));
+  b.number("seed", "--seed", "Seed: one seed, one run", field(&T::seed), at_least(0));
+  // How fast and where it runs: not what the run is (--resume may choose another device).
+  b.in_identity_when(b.number("threads", "", "Intra-op threads (0: every core)", field(&T::threads), at_least(0)), never);
+  b.in_identity_when(b.text("device", "--device", "auto | cpu | cuda | cuda:N (auto: cuda when available)",
+                            field(&T::device)),
+                     never);
+  return t;
+}
+
+json::json_pointer pointer_of(const std::string& key) {
+  std::string p = "/" + key;
+  std::replace(p.begin(), p.end(), '.', '/');
+  return json::json_pointer(p);
+}
+
+// A key of `j` (below `prefix`) that is no option, e.g. a misspelt "loss.lamda_c", is refused
+// rather than ignored: the run would silently not be the one the file describes.
+void refuse_unknown_keys(const json& j, const std::string& prefix) {
+  for (const auto& [key, value] : j.items()) {
+    const std::string path = prefix + key;
+    const auto& table = train_options();
+    if (std::any_of(table.begin(), table.end(), [&](const TrainOption& o) { return o.key == path; })) continue;
+    const bool section =
+        std::any_of(table.begin(), table.end(), [&](const TrainOption& o) { return o.key.rfind(path + ".", 0) == 0; });
+    if (!section) throw std::invalid_argument("train config: field '" + path + "' is not a training option");
+    if (!value.is_object()) throw std::invalid_argument("train config: field '" + path + "' is not a JSON object");
+    refuse_unknown_keys(value, path + ".");
+  }
 }
 
 }  // namespace
 
+json TrainOption::get(const TrainConfig& c) const { return read_ ? read_(c) : json(); }
+
+std::string TrainOption::allowed() const {
+  switch (kind) {
+    case Kind::kText: return "text";
+    case Kind::kChoice: return choices_text(choices);
+    case Kind::kInteger: return "an integer";
+    case Kind::kReal: return "a number";
+    case Kind::kSwitch: return "true or false";
+    case Kind::kList: return "a list of names";
+    case Kind::kObject: return "a JSON object";
+  }
+  return "";
+}
+
+void TrainOption::store(TrainConfig& c, const json& value, const std::string& where, const std::string& got) const {
+  if (kind == Kind::kObject) {
+    write_(c, value);  // its reader names its own fields
+    return;
+  }
+  try {
+    write_(c, value);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(where + " must be " + e.what() + ", got " + got);
+  }
+}
+
+void TrainOption::set(TrainConfig& c, const json& value, const std::string& where) const {
+  store(c, value, where, value.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+void TrainOption::set_text(TrainConfig& c, const std::string& text, const std::string& where) const {
+  const auto as = kind == Kind::kInteger ? OptionText::kInteger
+                  : kind == Kind::kReal  ? OptionText::kNumber
+                  : kind == Kind::kSwitch ? OptionText::kBoolean
+                                          : OptionText::kText;
+  if (kind == Kind::kList || kind == Kind::kObject) {
+    throw std::invalid_argument(where + " is set in a config file, not from text");
+  }
+  const auto value = parse_option_text(text, as);
+  if (!value) throw std::invalid_argument(where + " must be " + allowed() + ", got " + text);
+  store(c, *value, where, text);
+}
+
+void TrainOption::check(const TrainConfig& c, const std::string& where, const std::string& got) const {
+  const std::string broken = rule_ ? rule_(c) : "";
+  if (broken.empty()) return;
+  throw std::invalid_argument(where + " must be " + broken + ", got " +
+                              (got.empty() ? get(c).dump(-1, ' ', false, json::error_handler_t::replace) : got));
+}
+
+bool TrainOption::in_identity(const TrainConfig& c) const { return !identity_ || identity_(c); }
+
+const std::vector<TrainOption>& train_options() {
+  static const std::vector<TrainOption> table = make_table();
+  return table;
+}
+
+const TrainOption* find_train_option(std::string_view key_or_flag) {
+  if (key_or_flag.empty()) return nullptr;
+  for (const auto& o : train_options()) {
+    if (o.key == key_or_flag || o.flag == key_or_flag) return &o;
+  }
+  return nullptr;
+}
+
+std::string train_field_where(const TrainOption& o) { return "train config: field '" + o.key + "'"; }
+
+void validate_train_config(const TrainConfig& c) {
+  for (const auto& o : train_options()) {
+    if (o.key.empty()) continue;
+    if (o.required && o.get(c) == json("")) {
+      throw std::invalid_argument(train_field_where(o) + " is empty" + (*o.required ? std::string(": ") + o.required : ""));
+    }
+    o.check(c, train_field_where(o));
+  }
+}
+
 json to_json(const TrainConfig& c) {
-  return {{"data", c.data},
-          {"source", to_json(c.source)},
-          {"train_split", c.train_split}, {"val_split", c.val_split}, {"val_fraction", c.val_fraction},
-          {"folds", c.folds}, {"fold", c.fold}, {"max_train_samples", c.max_train_samples},
-          {"expand_15x", c.expand_15x},
-          {"model", config_to_json(c.model)},
-          {"loss", {{"label_smoothing", c.loss.label_smoothing}, {"lambda_c", c.loss.lambda_c},
-                    {"center_alpha", c.loss.center_alpha}, {"gamma", c.loss.gamma}, {"form", to_string(c.loss.form)}}},
-          {"init_from", c.init_from},
-          {"optimizer", c.optimizer}, {"lr", c.lr}, {"momentum", c.momentum}, {"weight_decay", c.weight_decay},
-          {"batch_size", c.batch_size}, {"epochs", c.epochs}, {"minutes", c.minutes}, {"schedule", c.schedule},
-          {"lr_decay", c.lr_decay}, {"step_every", c.step_every}, {"step_gamma", c.step_gamma},
-          {"warmup_epochs", c.warmup_epochs}, {"augment", augment_json(c.augment)}, {"seed", c.seed},
-          {"threads", c.threads}, {"device", c.device}, {"run_dir", c.run_dir}};
+  json j = json::object();
+  for (const auto& o : train_options()) {
+    if (!o.key.empty()) j[pointer_of(o.key)] = o.get(c);
+  }
+  return j;
 }
 
 TrainConfig train_config_from_json(const json& j) {
+  if (!j.is_object()) throw std::invalid_argument("train config: not a JSON object (" + j.dump() + ")");
+  refuse_unknown_keys(j, "");
   TrainConfig c;
-  read(j, "data", c.data);
-  if (j.contains("source")) c.source = data_source_options_from_json(j.at("source"), "train config");
-  read(j, "train_split", c.train_split);
-  read(j, "val_split", c.val_split);
-  read(j, "val_fraction", c.val_fraction);
-  read(j, "folds", c.folds);
-  read(j, "fold", c.fold);
-  read(j, "max_train_samples", c.max_train_samples);
-  read(j, "expand_15x", c.expand_15x);
-  if (j.contains("model")) c.model = config_from_json(j.at("model"));
-  if (j.contains("loss")) {
-    const auto& l = j.at("loss");
-    read(l, "label_smoothing", c.loss.label_smoothing, "loss.");
-    read(l, "lambda_c", c.loss.lambda_c, "loss.");
-    read(l, "center_alpha", c.loss.center_alpha, "loss.");
-    read(l, "gamma", c.loss.gamma, "loss.");
-    std::string form = "island";
-    read(l, "form", form, "loss.");
-    c.loss.form = parse_separation_form(form);
+  for (const auto& o : train_options()) {
+    if (!o.key.empty() && j.contains(pointer_of(o.key))) o.set(c, j.at(pointer_of(o.key)), train_field_where(o));
   }
-  read(j, "init_from", c.init_from);
-  read(j, "optimizer", c.optimizer);
-  read(j, "lr", c.lr);
-  read(j, "momentum", c.momentum);
-  read(j, "weight_decay", c.weight_decay);
-  read(j, "batch_size", c.batch_size);
-  read(j, "epochs", c.epochs);
-  read(j, "minutes", c.minutes);
-  read(j, "schedule", c.schedule);
-  read(j, "lr_decay", c.lr_decay);
-  read(j, "step_every", c.step_every);
-  read(j, "step_gamma", c.step_gamma);
-  read(j, "warmup_epochs", c.warmup_epochs);
-  if (j.contains("augment")) c.augment = augment_from(j.at("augment"));
-  read(j, "seed", c.seed);
-  read(j, "threads", c.threads);
-  read(j, "device", c.device);
-  read(j, "run_dir", c.run_dir);
+  // The rules once every value is in: some read other fields (fold and folds).
+  for (const auto& o : train_options()) {
+    if (o.key.empty()) continue;
+    const auto p = pointer_of(o.key);
+    o.check(c, train_field_where(o), j.contains(p) ? j.at(p).dump() : "");  // the value as the file has it
+  }
   return c;
+}
+
+TrainConfig read_train_config_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument("cannot read config file " + path);
+  try {
+    return train_config_from_json(json::parse(in));
+  } catch (const json::exception& e) {
+    throw std::invalid_argument(path + ": " + e.what());
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(path + ": " + e.what());
+  }
+}
+
+json run_identity(const TrainConfig& c) {
+  json j = json::object();
+  for (const auto& o : train_options()) {
+    if (!o.key.empty() && o.in_identity(c)) j[pointer_of(o.key)] = o.get(c);
+  }
+  return j;
+}
+
+std::string first_json_difference(const json& a, const json& b) {
+  const auto fa = a.flatten(), fb = b.flatten();
+  std::set<std::string> keys;
+  for (const auto& [k, v] : fa.items()) keys.insert(k);
+  for (const auto& [k, v] : fb.items()) keys.insert(k);
+  for (const auto& k : keys) {
+    if (fa.contains(k) && fb.contains(k) && fa.at(k) == fb.at(k)) continue;
+    std::string name = k.substr(1);
+    std::replace(name.begin(), name.end(), '/', '.');
+    return name + " (" + (fa.contains(k) ? fa.at(k).dump() : "absent") + " vs " +
+           (fb.contains(k) ? fb.at(k).dump() : "absent") + ")";
+  }
+  return "";
+}
+
+bool validates_on_test_split(const TrainConfig& c) {
+  return c.folds == 0 && c.val_fraction == 0 && c.val_split == "PrivateTest";
 }
 
 json to_json(const EpochMetrics& m) {
@@ -163,23 +537,6 @@ EpochMetrics metrics_from(const json& j) {
   return m;
 }
 
-void validate(const TrainConfig& c) {
-  auto bad = [](const std::string& field, const std::string& why) {
-    throw std::invalid_argument("train config: field '" + field + "' " + why);
-  };
-  if (c.data.empty()) bad("data", "is empty: give a dataset (FER2013 CSV, image folder, CK+)");
-  if (c.run_dir.empty()) bad("run_dir", "is empty");
-  if (c.optimizer != "sgd" && c.optimizer != "adamw") bad("optimizer", "is '" + c.optimizer + "', expected sgd or adamw");
-  if (c.schedule != "exp" && c.schedule != "cosine" && c.schedule != "step") bad("schedule", "is '" + c.schedule + "', expected exp, cosine or step");
-  if (!(c.lr > 0)) bad("lr", "must be > 0");
-  if (c.batch_size < 1) bad("batch_size", "must be >= 1");
-  if (c.epochs < 1) bad("epochs", "must be >= 1");
-  if (c.folds == 1 || c.folds < 0) bad("folds", "must be 0 (off) or >= 2");
-  if (c.folds > 0 && (c.fold < 0 || c.fold >= c.folds)) bad("fold", "must lie in [0, folds)");
-  if (c.val_fraction < 0 || c.val_fraction >= 1) bad("val_fraction", "must lie in [0, 1)");
-  c.model.validate();
-}
-
 double lr_at(const TrainConfig& c, int epoch) {
   double factor = 1.0;
   if (c.schedule == "exp") {
@@ -195,21 +552,16 @@ double lr_at(const TrainConfig& c, int epoch) {
   return c.lr * factor;
 }
 
-struct Split2 {
-  std::vector<size_t> train, val;
-};
+}  // namespace
 
-Split2 make_splits(const TrainConfig& c, const Dataset& ds) {
-  Split2 s;
+RunSplits run_splits(const TrainConfig& c, const Dataset& ds) {
+  RunSplits s;
   auto of_split = [&](const std::string& name) {
-    if (name == "all") {
-      std::vector<size_t> all(ds.size());
-      for (size_t i = 0; i < all.size(); ++i) all[i] = i;
-      return all;
+    try {
+      return split_indices(ds, name);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("train config: ") + e.what());
     }
-    const auto split = parse_split(name);
-    if (!split) throw std::invalid_argument("train config: unknown split '" + name + "'");
-    return ds.indices(*split);
   };
   if (c.folds > 0) {
     const auto folds = subject_kfold(ds, c.folds, c.seed);
@@ -217,17 +569,23 @@ Split2 make_splits(const TrainConfig& c, const Dataset& ds) {
       auto& dst = f == c.fold ? s.val : s.train;
       dst.insert(dst.end(), folds[static_cast<size_t>(f)].begin(), folds[static_cast<size_t>(f)].end());
     }
+    s.val_description = "subject-independent fold " + std::to_string(c.fold) + " of " + std::to_string(c.folds) +
+                        " (seed " + std::to_string(c.seed) + ")";
   } else if (c.val_fraction > 0) {
     const auto pool = of_split(c.train_split);
     const auto sub = ds.subset(pool);
     auto [tr, va] = random_split(sub, c.val_fraction, c.seed);
     for (auto i : tr) s.train.push_back(pool[i]);
     for (auto i : va) s.val.push_back(pool[i]);
+    s.val_description = "seeded validation fraction " + json(c.val_fraction).dump() + " of " + c.train_split +
+                        " (seed " + std::to_string(c.seed) + ")";
   } else {
     s.train = of_split(c.train_split);
     s.val = of_split(c.val_split);
+    s.val_description = "split " + c.val_split;
   }
   std::sort(s.train.begin(), s.train.end());
+  std::sort(s.val.begin(), s.val.end());
   if (c.max_train_samples > 0 && s.train.size() > c.max_train_samples) {
     seeded_shuffle(s.train, c.seed ^ 0x5eedu);
     s.train.resize(c.max_train_samples);
@@ -236,6 +594,16 @@ Split2 make_splits(const TrainConfig& c, const Dataset& ds) {
   if (s.train.empty()) throw std::invalid_argument("train: no training samples in split '" + c.train_split + "'");
   return s;
 }
+
+OpenedSource open_run_data(const TrainConfig& c) {
+  auto opts = c.source;
+  if (!detects_faces(resolve_source_format(c.data, opts.format))) opts.face.clear();
+  opts.use_cache = true;
+  if (opts.size != c.model.input_size && opts.format != SourceFormat::kFer2013) opts.size = c.model.input_size;
+  return open_data_source(c.data, opts);
+}
+
+namespace {
 
 // Validation loss and accuracy through the same predict() that `fervid eval` uses.
 std::pair<double, double> evaluate_split(MCSANet& net, const Dataset& ds, const std::vector<size_t>& idx) {
@@ -253,21 +621,17 @@ void write_json_atomically(const std::string& path, const json& j) { write_file_
 class Run {
  public:
   Run(TrainConfig config, std::string command) : c_(std::move(config)), command_(std::move(command)) {
-    validate(c_);
+    validate_train_config(c_);
     device_ = resolve_device(c_.device);  // before any work: a missing GPU fails here
     configure_runtime(c_.threads);
     // The model's face recipe: the source's recipe flags over FaceRecipe{}. Photos and CK+ are
     // cropped with it; other sources hold cropped faces, and the flags only state how the model
     // is to be served.
     recipe_ = source_face_recipe(c_.source);
-    auto src_opts = c_.source;
-    if (!detects_faces(resolve_source_format(c_.data, src_opts.format))) src_opts.face.clear();
-    src_opts.use_cache = true;
-    if (src_opts.size != c_.model.input_size && src_opts.format != SourceFormat::kFer2013) src_opts.size = c_.model.input_size;
-    auto opened = open_data_source(c_.data, src_opts);
+    auto opened = open_run_data(c_);
     data_ = std::move(opened.data);
     data_key_ = opened.cache_key;
-    splits_ = make_splits(c_, data_);
+    splits_ = run_splits(c_, data_);
     if (c_.expand_15x) {
       expanded_ = expand_dataset_15x(data_, splits_.train);
       train_indices_.resize(expanded_.size());
@@ -398,11 +762,15 @@ class Run {
       }
       history_.push_back(m);
       checkpoint(epoch, m);
+#ifdef FERVID_WITH_OPENCV
+      write_training_curves(c_.run_dir + "/curves.png", history_);  // every caller of train() gets them
+#endif
       if (cb.epoch_end) cb.epoch_end(c_.run_dir, history_);
     }
     result.epochs = history_;
     result.best_epoch = best_epoch_;
     result.best_val_accuracy = best_;
+    calibrate(result);
     return result;
   }
 
@@ -415,6 +783,27 @@ class Run {
     } catch (const json::exception& e) {
       throw std::runtime_error(path + ": " + e.what());
     }
+  }
+
+  // Once the run is over best.fervid no longer changes: fit its softmax temperature on the
+  // samples it was chosen on (never on a test split) and write it into the file. A run resumed
+  // after it ended fits again: the fit reads the network at temperature 1, so it is the same.
+  void calibrate(TrainResult& result) {
+    const std::string best = c_.run_dir + "/best.fervid";
+    std::error_code ec;
+    if (splits_.val.empty() || validates_on_test_split(c_) || !fs::exists(best, ec)) return;
+    auto model = load_model(best);
+    model.net->to(device_);
+    auto calibration = calibrate_temperature(model.net, data_, splits_.val, splits_.val_description);
+    calibration.fit["data"] = c_.data;
+    calibration.fit["data_key"] = data_key_;
+    calibration.fit["epoch"] = best_epoch_;
+    rewrite_calibration(best, calibration, best);
+    json record = calibration.to_json();
+    record["model"] = "best.fervid";
+    write_json_atomically(c_.run_dir + "/calibration.json", record);
+    result.calibrated = true;
+    result.calibration = calibration;
   }
 
   json metadata(int epoch, const EpochMetrics& m) const {
@@ -469,7 +858,7 @@ class Run {
   Dataset expanded_;                   // the 15x training set (expand_15x), else empty
   std::string data_key_;
   FaceRecipe recipe_;                  // written into every model file of the run
-  Split2 splits_;
+  RunSplits splits_;
   std::vector<size_t> train_indices_;  // into data_, or into expanded_
   MCSANet net_{nullptr};
   FerLoss loss_{nullptr};
@@ -544,16 +933,17 @@ TrainResult train(const TrainConfig& config, const std::string& command_line, co
 }
 
 TrainResult resume_training(const std::string& run_dir, const TrainCallbacks& callbacks, const std::string& device) {
-  std::ifstream in(run_dir + "/config.json");
-  if (!in) throw std::invalid_argument("resume: " + run_dir + " holds no run (config.json missing)");
-  auto config = train_config_from_json(json::parse(in));
+  std::error_code ec;
+  if (!fs::exists(run_dir + "/config.json", ec)) {
+    throw std::invalid_argument("resume: " + run_dir + " holds no run (config.json missing)");
+  }
+  auto config = read_train_config_file(run_dir + "/config.json");
   config.run_dir = run_dir;
   if (!device.empty()) config.device = device;
   std::ifstream cmd(run_dir + "/command.txt");
   std::string command;
   std::getline(cmd, command);
   Run run(config, command);
-  std::error_code ec;
   if (fs::exists(run_dir + "/checkpoint.json", ec)) run.restore();
   return run.run(callbacks);
 }

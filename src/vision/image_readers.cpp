@@ -111,11 +111,12 @@ class SampleMaker {
       report_.skip({path, "file", message});
       return;
     }
-    // Gray once (what preprocess_face would do first anyway), then detect and prepare.
+    // Detect on the image as read (BlazeFace reads colour better than gray, and the Analyzer
+    // detects on colour too), then prepare from gray (what preprocess_face would do first anyway).
     const cv::Mat gray = vision_internal::to_gray(image, "image readers");
     cv::Mat face;
     if (faces_) {
-      const auto boxes = faces_->detector().detect(gray);
+      const auto boxes = faces_->detector().detect(image);
       if (boxes.empty()) {
         bad(path, "face",
             "no face found in the " + std::to_string(gray.cols) + " x " + std::to_string(gray.rows) +

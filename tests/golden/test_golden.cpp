@@ -12,6 +12,10 @@
 #include "fervid/analyzer.h"
 #include "fervid/hash.h"
 #include "fervid/image_io.h"
+#include "fervid/model_io.h"
+
+#include <unistd.h>
+#include <cmath>
 
 namespace fs = std::filesystem;
 
@@ -96,4 +100,28 @@ TEST_F(Golden, PredictFindsTheShippedModelWithoutFlags) {
   const auto& faces = j["images"][0]["faces"];
   ASSERT_EQ(faces.size(), want_->at("demo_image").at("faces").size());
   EXPECT_EQ(faces[0]["label"], want_->at("demo_image").at("faces")[0]["label"]);
+}
+
+TEST_F(Golden, TheFilesTemperatureScalesTheProbabilities) {
+  // The shipped model with temperature 2 written into its header: every crop's probabilities
+  // become softmax(log(p) / 2) of the temperature-1 ones, the
+  // classes stay.
+  const auto dir = fs::temp_directory_path() / ("fervid-golden-t-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto hot = (dir / "t2.fervid").string();
+  fervid::Calibration cal;
+  cal.temperature = 2.0;
+  fervid::rewrite_calibration(model_, cal, hot);
+  const fervid::Classifier base(model_), scaled(hot);
+  EXPECT_EQ(scaled.temperature(), 2.0);
+  for (const auto& c : want_->at("crops")) {
+    const cv::Mat img = fervid::read_image((kRoot / c["path"].get<std::string>()).string(), {fervid::ImageColor::kGray});
+    const auto p = base.classify(img.ptr<uint8_t>()), q = scaled.classify(img.ptr<uint8_t>());
+    EXPECT_EQ(q.label, p.label);
+    double z = 0;
+    for (float v : p.probs) z += std::sqrt(static_cast<double>(v));
+    for (size_t k = 0; k < p.probs.size(); ++k) EXPECT_NEAR(q.probs[k], std::sqrt(p.probs[k]) / z, 1e-4) << k;
+    EXPECT_LT(q.confidence, p.confidence);
+  }
+  fs::remove_all(dir);
 }

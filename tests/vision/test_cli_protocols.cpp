@@ -111,3 +111,37 @@ TEST_F(Protocols, AblateRefusesUnknownArmsAndAMissingBudget) {
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.out.find("--epochs N or --minutes M"), std::string::npos) << r.out;
 }
+
+TEST_F(Protocols, EvalAndCalibrateReadAFoldModelsOwnHeldOutFold) {
+  const auto run_dir = dir_ / "fold1";
+  auto r = run("--threads 2 train" + common() + " --folds 3 --fold 1 --epochs 1 --out " + run_dir.string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto model = (run_dir / "last.fervid").string();
+  auto report = [&](const std::string& flags) {
+    auto e = run("--threads 2 eval --json --model " + model + " --data " + data_.string() + flags + " --out " + (dir_ / "ev").string());
+    EXPECT_EQ(e.status, 0) << e.out;
+    return nlohmann::json::parse(e.out.substr(e.out.find('{')));
+  };
+  // Without flags: the run's own fold and seed (2), not seed 1's folds.
+  const auto own = report("");
+  EXPECT_EQ(own["protocol"], "subject-independent fold 1 of 3 (seed 2)") << own["protocol"];
+  EXPECT_TRUE(own["as_trained"].get<bool>());
+  const auto given = report(" --folds 3 --fold 1 --seed 2");
+  EXPECT_EQ(given["metrics"]["samples"], own["metrics"]["samples"]);
+  EXPECT_EQ(given["metrics"]["confusion_matrix"], own["metrics"]["confusion_matrix"]);
+  const int64_t fold_size = own["metrics"]["samples"].get<int64_t>();
+  EXPECT_GT(fold_size, 0);
+  EXPECT_LT(fold_size, 6 * kSubjects * kFramesPerClass);
+  EXPECT_EQ(report(" --split all")["metrics"]["samples"].get<int64_t>(), 6 * kSubjects * kFramesPerClass);
+  // The temperature is fitted on the same held-out fold, and travels in the file.
+  const auto calibrated = (dir_ / "cal.fervid").string();
+  r = run("--threads 2 model calibrate " + model + " --data " + data_.string() + " --out " + calibrated);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("fold 1 of 3 (seed 2)"), std::string::npos) << r.out;
+  auto c = run("--threads 2 eval --json --model " + calibrated + " --data " + data_.string() + " --out " + (dir_ / "ev2").string());
+  ASSERT_EQ(c.status, 0) << c.out;
+  const auto cj = nlohmann::json::parse(c.out.substr(c.out.find('{')));
+  EXPECT_EQ(cj["model_calibration"]["samples"].get<int64_t>(), fold_size);
+  EXPECT_EQ(cj["temperature"], cj["model_calibration"]["temperature"]);
+  EXPECT_EQ(cj["metrics"]["confusion_matrix"], own["metrics"]["confusion_matrix"]);  // classes unchanged
+}

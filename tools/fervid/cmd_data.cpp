@@ -13,6 +13,7 @@
 #include "fervid/data_check.h"
 #include "fervid/data_source.h"
 #include "fervid/labels.h"
+#include "fervid/splits.h"
 #ifdef FERVID_WITH_OPENCV
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -219,26 +220,16 @@ struct PreviewOptions {
   std::string split = "all";
 };
 
-// The split --split names: nullopt for "all"; an error listing the valid values for a name
-// that is not a split, or a split the data does not have.
-std::optional<Split> preview_split(const Dataset& ds, const std::string& name, const std::string& source) {
-  std::string present;
-  for (int s = 0; s < kNumSplits; ++s) {
-    if (!ds.indices(static_cast<Split>(s)).empty())
-      present += std::string(to_string(static_cast<Split>(s))) + ", ";
+// The samples --split names (splits.h); a split the data has no samples of is an error too.
+std::vector<size_t> preview_indices(const Dataset& ds, const std::string& name, const std::string& source) {
+  std::vector<size_t> idx;
+  try {
+    idx = split_indices(ds, name);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("--split of " + source + ": " + e.what());
   }
-  present += "all";
-  if (name == "all") return std::nullopt;
-  const auto split = parse_split(name);
-  if (!split) {
-    throw std::invalid_argument("--split '" + name + "' is not a split; " + source + " has: " + present +
-                                " (folder names train, val, test work too)");
-  }
-  if (ds.indices(*split).empty()) {
-    throw std::invalid_argument("--split " + name + ": " + source + " has no " + std::string(to_string(*split)) +
-                                " samples; it has: " + present);
-  }
-  return split;
+  if (idx.empty()) throw std::invalid_argument("--split " + name + ": " + source + " has no " + name + " samples");
+  return idx;
 }
 
 // One row per class: `per_class` samples as they are, then the same samples augmented.
@@ -251,13 +242,14 @@ void write_preview(const Dataset& ds, const PreviewOptions& o) {
   cv::putText(grid, "original", cv::Point(label_w, 16), cv::FONT_HERSHEY_SIMPLEX, 0.45, cv::Scalar(0), 1);
   cv::putText(grid, "augmented", cv::Point(label_w + o.per_class * side + gap, 16), cv::FONT_HERSHEY_SIMPLEX, 0.45,
               cv::Scalar(0), 1);
-  const auto split = preview_split(ds, o.split, o.source.source);
+  const auto in_split = preview_indices(ds, o.split, o.source.source);
   auto gen = make_generator(o.seed);
   for (int k = 0; k < rows; ++k) {
     const int label = k < ds.num_classes ? k : -1;  // the last row: unlabelled (--keep-contempt)
     std::vector<size_t> idx;
-    for (size_t i = 0; i < ds.size() && static_cast<int>(idx.size()) < o.per_class; ++i) {
-      if (ds.labels[i] == label && (!split || ds.splits[i] == *split)) idx.push_back(i);
+    for (size_t i : in_split) {
+      if (static_cast<int>(idx.size()) == o.per_class) break;
+      if (ds.labels[i] == label) idx.push_back(i);
     }
     const int y = 24 + k * side;
     cv::putText(grid, label >= 0 ? std::string(kExpressionNames[static_cast<size_t>(k)]) : std::string("unlabelled"),

@@ -8,12 +8,13 @@
 
 #include "commands.h"
 #include "fervid/model_io.h"
+#include "fervid/trained_data.h"
 #include "recipe_flags.h"
 
 namespace fervid::cli {
 
 void add_model_command(CLI::App& app, const GlobalOptions& /*global*/) {
-  auto* model = app.add_subcommand("model", "Edit a model file's header: its face recipe");
+  auto* model = app.add_subcommand("model", "Edit a model file's header: its face recipe, its calibration");
   model->require_subcommand(1);
 
   struct SetRecipe {
@@ -40,6 +41,25 @@ void add_model_command(CLI::App& app, const GlobalOptions& /*global*/) {
       return;
     }
     std::cout << fmt::format("wrote {} (format version {}): {}\n", f->out, kModelFormatVersion, describe(recipe));
+  });
+
+  struct Calibrate {
+    std::string in, out, data;
+  };
+  auto g = std::make_shared<Calibrate>();
+  auto* cal = model->add_subcommand(
+      "calibrate", "Fit the softmax temperature on the validation samples the model's run chose checkpoints on; same weights");
+  cal->add_option("model", g->in, "Model file (.fervid)")->required();
+  cal->add_option("--data", g->data, "The data the model was trained on (its validation split is read as the run read it)")
+      ->required();
+  cal->add_option("--out", g->out, "The file to write (may be the model itself: written to a temporary name, renamed)")
+      ->required();
+  cal->callback([g] {
+    const auto c = calibrate_model_file(g->in, g->data, g->out);
+    std::cout << fmt::format("wrote {}: temperature {:.4f}, fitted on {} ({} samples): NLL {:.4f} -> {:.4f}, ECE {:.4f} -> {:.4f}\n",
+                             g->out, c.temperature, c.fit.value("split", ""), c.fit.value("samples", 0),
+                             c.fit.value("nll_before", 0.0), c.fit.value("nll_after", 0.0), c.fit.value("ece_before", 0.0),
+                             c.fit.value("ece_after", 0.0));
   });
 }
 

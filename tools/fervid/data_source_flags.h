@@ -1,5 +1,6 @@
 // The flags that say how a dataset is read (DataSourceOptions), declared once for every command
-// that reads one: `data check`, `data preview`, `train`, `cv` and `ablate`. The face-recipe flags
+// that reads one: `data check`, `data preview`, `train`, `cv` and `ablate` (train_flags.h puts
+// them where the training option table has "source"). The face-recipe flags
 // are `fervid predict`'s (recipe_flags.h: one table).
 #pragma once
 
@@ -15,13 +16,15 @@ namespace fervid::cli {
 struct DataSourceFlags {
   enum class Use {
     kInspect,  // data check | preview: every flag
-    kTrain,    // train: no --size (the model's input decides), no --keep-contempt (unlabelled samples cannot train)
+    kTrain,    // train: no --size (the model's input decides), no --keep-contempt (unlabelled samples
+               // cannot train); --soft-targets
   };
 
   std::string format = "auto", ferplus, ferplus_rule = "majority";
-  bool strict = false, keep_contempt = false, first_frame_neutral = false;
+  bool strict = false, keep_contempt = false, first_frame_neutral = false, soft_targets = false;
   int size = 48;
   int frames_per_sequence = 0;
+  double ferplus_mix = 0;
   RecipeFlags recipe;
 
   void add_to(CLI::App* cmd, Use use, const std::string& group = "Data") {
@@ -54,6 +57,12 @@ struct DataSourceFlags {
     cmd->add_flag("--first-frame-neutral", first_frame_neutral,
                   "CK+ (--format ckplus): also each labelled sequence's first frame, as neutral")
         ->group(g);
+    if (use == Use::kTrain) {
+      cmd->add_flag("--soft-targets", soft_targets, "FER+ vote distributions as soft targets")->group(g);
+      cmd->add_option("--ferplus-mix", ferplus_mix,
+                      "With --ferplus: keep FER2013's labels, soft targets (1 - W) one-hot + W FER+ votes; W in [0, 1]")
+          ->group(g);
+    }
   }
 
   // Writes the flags given on the command line onto `o` (others keep o's values: a config
@@ -77,6 +86,8 @@ struct DataSourceFlags {
     o.face.merge(recipe.given());
     if (given("--frames-per-sequence")) o.frames_per_sequence = frames_per_sequence;
     if (given("--first-frame-neutral")) o.first_frame_neutral = first_frame_neutral;
+    if (given("--soft-targets")) o.soft_targets = soft_targets;
+    if (given("--ferplus-mix")) o.ferplus_mix = ferplus_mix;
   }
 };
 

@@ -1,0 +1,152 @@
+// What a library caller of train() and run_ablation() gets besides the weights: the temperature
+// fitted on the validation split at the end of a run (none on a test split), the curves, and
+// ablation arms reused only when their configuration is the same. Small runs on synthetic data.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "fervid/ablation.h"
+#include "fervid/model_io.h"
+#include "fervid/trainer.h"
+#include "test_train_data.h"
+#include "test_util.h"
+
+using namespace fervid;
+namespace fs = std::filesystem;
+
+namespace {
+
+class TrainRunLibrary : public test::TempDirTest {
+ protected:
+  void SetUp() override {
+    TempDirTest::SetUp();
+    ::setenv("FERVID_CACHE", path("cache").c_str(), 1);
+    test::write_synthetic_fer2013(dir_ / "fer.csv", /*per_class_train=*/2, /*per_class_test=*/2);
+  }
+  // Two epochs of a small network on 14 training images, validated on PublicTest's 14.
+  TrainConfig small_run(const std::string& name) const {
+    TrainConfig c;
+    c.data = path("fer.csv");
+    c.run_dir = path(name);
+    c.model.width = 0.125;
+    c.model.input_size = 32;
+    c.batch_size = 14;
+    c.epochs = 2;
+    c.lr = 0.02;
+    c.seed = 3;
+    c.threads = 2;
+    c.device = "cpu";
+    return c;
+  }
+};
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+}  // namespace
+
+TEST_F(TrainRunLibrary, TheEndOfARunCalibratesBestOnItsValidationSplit) {
+  const auto c = small_run("run");
+  const auto result = train(c);
+  ASSERT_EQ(result.epochs.size(), 2u);
+  ASSERT_TRUE(result.calibrated);
+  const auto model = load_model(c.run_dir + "/best.fervid");
+  EXPECT_EQ(model.calibration.fit.value("split", ""), "split PublicTest") << model.calibration.to_json();
+  EXPECT_EQ(model.calibration.fit.value("samples", 0), 14);
+  EXPECT_DOUBLE_EQ(model.calibration.temperature, result.calibration.temperature);
+  EXPECT_GE(model.calibration.temperature, kMinTemperature);
+  EXPECT_LE(model.calibration.temperature, kMaxTemperature);
+  // The fit minimises the NLL, so it is no worse than at temperature 1.
+  EXPECT_LE(model.calibration.fit.at("nll_after").get<double>(), model.calibration.fit.at("nll_before").get<double>() + 1e-9);
+  const auto record = read_json(fs::path(c.run_dir) / "calibration.json");
+  EXPECT_DOUBLE_EQ(record.at("temperature").get<double>(), model.calibration.temperature);
+  EXPECT_EQ(record.at("model"), "best.fervid");
+  for (const char* k : {"nll_before", "nll_after", "ece_before", "ece_after"}) EXPECT_TRUE(record.contains(k)) << k;
+#ifdef FERVID_WITH_OPENCV
+  EXPECT_TRUE(fs::exists(fs::path(c.run_dir) / "curves.png")) << "train() draws the curves itself";
+#endif
+}
+
+TEST_F(TrainRunLibrary, ARunValidatedOnATestSplitIsNotCalibrated) {
+  auto c = small_run("private");
+  c.val_split = "PrivateTest";
+  c.epochs = 1;
+  const auto result = train(c);
+  EXPECT_FALSE(result.calibrated);
+  const auto model = load_model(c.run_dir + "/best.fervid");
+  EXPECT_DOUBLE_EQ(model.calibration.temperature, 1.0);
+  EXPECT_TRUE(model.calibration.fit.empty()) << model.calibration.to_json();
+  EXPECT_FALSE(fs::exists(fs::path(c.run_dir) / "calibration.json"));
+}
+
+TEST_F(TrainRunLibrary, AnAblationArmIsReusedOnlyWithTheSameConfiguration) {
+  AblationOptions o;
+  o.base = small_run("unused");
+  o.base.epochs = 1;
+  const auto arms = select_ablation_arms(default_ablation_arms(o.base.loss, 0.01, {0.1}, {1}), "vgg16");
+  const auto out = path("ablate");
+  int epochs_trained = 0;
+  AblationCallbacks cb;
+  cb.train.epoch_end = [&](const std::string&, const std::vector<EpochMetrics>&) { ++epochs_trained; };
+
+  auto report = run_ablation(o, arms, out, "", cb);
+  ASSERT_EQ(report.rows.size(), 1u);
+  EXPECT_EQ(epochs_trained, 1);
+  for (const char* f : {"ablation.json", "ablation.md"}) EXPECT_TRUE(fs::exists(fs::path(out) / f)) << f;
+#ifdef FERVID_WITH_OPENCV
+  EXPECT_TRUE(fs::exists(fs::path(out) / "ablation.png"));
+#endif
+  const auto result = fs::path(out) / "vgg16" / "result.json";
+  EXPECT_EQ(read_json(result).at("identity_sha256").get<std::string>().size(), 64u);
+
+  // The same configuration (threads and device do not count): the arm is reused, not retrained.
+  o.base.threads = 1;
+  report = run_ablation(o, arms, out, "", cb);
+  EXPECT_EQ(epochs_trained, 1) << "retrained an arm of the same configuration";
+  EXPECT_EQ(report.rows.at(0).metrics.accuracy, read_json(result).at("accuracy").get<double>());
+
+  // Another learning rate: refused, naming the arm and the field.
+  auto other = o;
+  other.base.lr = 0.05;
+  try {
+    run_ablation(other, arms, out, "", cb);
+    ADD_FAILURE() << "an arm of another configuration was reused";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("arm 'vgg16'"), std::string::npos) << what;
+    EXPECT_NE(what.find("train.lr (0.02 vs 0.05)"), std::string::npos) << what;
+  }
+  other = o;
+  other.test_split = "PublicTest";
+  EXPECT_THROW(run_ablation(other, arms, out, "", cb), std::runtime_error) << "scored on another split";
+
+  // A result of an older build records no identity: the arm's config.json stands for it.
+  auto stored = read_json(result);
+  stored.erase("identity");
+  stored.erase("identity_sha256");
+  std::ofstream(result) << stored.dump(2);
+  EXPECT_NO_THROW(run_ablation(o, arms, out, "", cb));
+  other = o;
+  other.base.lr = 0.05;
+  EXPECT_THROW(run_ablation(other, arms, out, "", cb), std::runtime_error);
+  EXPECT_EQ(epochs_trained, 1);
+}
+
+TEST_F(TrainRunLibrary, AblationArmsOfTheSameTrainingRunOnce) {
+  AblationOptions o;
+  o.base = small_run("unused");
+  o.base.epochs = 1;
+  const auto arms = select_ablation_arms(default_ablation_arms(o.base.loss, 0.01, {0.1}, {1}), "mcsa,ce");
+  int epochs_trained = 0;
+  AblationCallbacks cb;
+  cb.train.epoch_end = [&](const std::string&, const std::vector<EpochMetrics>&) { ++epochs_trained; };
+  const auto report = run_ablation(o, arms, path("ablate"), "", cb);
+  ASSERT_EQ(report.rows.size(), 2u);
+  EXPECT_EQ(epochs_trained, 1);
+  EXPECT_EQ(report.rows[1].same_run_as, "mcsa");
+  EXPECT_THROW(select_ablation_arms(arms, "mcsa,resnet"), std::invalid_argument);
+}
