@@ -16,6 +16,8 @@ namespace fervid {
 // std::invalid_argument that names it and the splits there are. The one place a split name
 // becomes indices (train, eval, calibrate, ablate, data export).
 std::vector<size_t> split_indices(const Dataset& ds, const std::string& name);
+// The splits `ds` has samples in, then "all": "Training, PublicTest, all".
+std::string splits_present(const Dataset& ds);
 
 // Fisher-Yates shuffle of `v` driven by mt19937_64(seed).
 void seeded_shuffle(std::vector<size_t>& v, uint64_t seed);

@@ -17,14 +17,18 @@ std::vector<size_t> split_indices(const Dataset& ds, const std::string& name) {
   }
   const auto split = parse_split(name);
   if (!split) {
-    std::string present;
-    for (int s = 0; s < kNumSplits; ++s) {
-      if (!ds.indices(static_cast<Split>(s)).empty()) present += std::string(to_string(static_cast<Split>(s))) + ", ";
-    }
-    throw std::invalid_argument("'" + name + "' is not a split; the data has: " + present +
-                                "all (folder names train, val, test work too)");
+    throw std::invalid_argument("'" + name + "' is not a split; the data has: " + splits_present(ds) +
+                                " (folder names train, val, test work too)");
   }
   return ds.indices(*split);
+}
+
+std::string splits_present(const Dataset& ds) {
+  std::string present;
+  for (int s = 0; s < kNumSplits; ++s) {
+    if (!ds.indices(static_cast<Split>(s)).empty()) present += std::string(to_string(static_cast<Split>(s))) + ", ";
+  }
+  return present + "all";
 }
 
 void seeded_shuffle(std::vector<size_t>& v, uint64_t seed) {

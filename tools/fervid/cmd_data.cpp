@@ -222,13 +222,15 @@ struct PreviewOptions {
 
 // The samples --split names (splits.h); a split the data has no samples of is an error too.
 std::vector<size_t> preview_indices(const Dataset& ds, const std::string& name, const std::string& source) {
-  std::vector<size_t> idx;
-  try {
-    idx = split_indices(ds, name);
-  } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument("--split of " + source + ": " + e.what());
+  if (name != "all" && !parse_split(name)) {
+    throw std::invalid_argument("--split '" + name + "' is not a split; " + source + " has: " + splits_present(ds) +
+                                " (folder names train, val, test work too)");
   }
-  if (idx.empty()) throw std::invalid_argument("--split " + name + ": " + source + " has no " + name + " samples");
+  const auto idx = split_indices(ds, name);
+  if (idx.empty()) {
+    const std::string which = name == "all" ? "" : std::string(to_string(*parse_split(name))) + " ";
+    throw std::invalid_argument("--split " + name + ": " + source + " has no " + which + "samples; it has: " + splits_present(ds));
+  }
   return idx;
 }
 
