@@ -52,19 +52,22 @@ class TrainFlagsTest : public ::testing::Test {
 // The bug this table removes: width was 0.25 from flags but 1.0 from a file without "model".
 TEST_F(TrainFlagsTest, AConfigFileWithoutAModelSectionResolvesAsTheSameFlags) {
   const auto from_flags = resolve("--data fer.csv --out run --epochs 3 --lr 0.02 --seed 5 --separation dda "
-                                  "--gamma 0.1 --erase 0.3 --val-split PrivateTest --batch 16");
+                                  "--gamma 0.1 --erase 0.3 --val-split PrivateTest --batch 16 --min-scale 0.8 "
+                                  "--max-scale 1.25 --max-shift 0.12");
   const auto path = write_config({{"data", "fer.csv"},
                                   {"run_dir", "run"},
                                   {"epochs", 3},
                                   {"lr", 0.02},
                                   {"seed", 5},
                                   {"loss", {{"form", "dda"}, {"gamma", 0.1}}},
-                                  {"augment", {{"erase_prob", 0.3}}},
+                                  {"augment", {{"erase_prob", 0.3}, {"min_scale", 0.8}, {"max_scale", 1.25}, {"max_shift", 0.12}}},
                                   {"val_split", "PrivateTest"},
                                   {"batch_size", 16}});
   const auto from_file = resolve("--config " + path);
   EXPECT_EQ(to_json(from_flags), to_json(from_file));
   EXPECT_DOUBLE_EQ(from_file.model.width, 0.25);
+  EXPECT_DOUBLE_EQ(from_flags.augment.min_scale, 0.8);
+  EXPECT_DOUBLE_EQ(from_flags.augment.max_shift, 0.12);
   // No flag at all: TrainConfig{}'s values.
   TrainConfig defaults;
   defaults.data = "fer.csv";
@@ -92,6 +95,7 @@ TEST_F(TrainFlagsTest, ABadFlagNamesTheFlag) {
   EXPECT_EQ(resolve_error("--data fer.csv --batch 1.5"), "--batch must be an integer, got 1.5");
   EXPECT_EQ(resolve_error("--data fer.csv --optimizer adam"), "--optimizer must be sgd or adamw, got adam");
   EXPECT_EQ(resolve_error("--data fer.csv --folds 5 --fold 5"), "--fold must be an integer in [0, folds) = [0, 5), got 5");
+  EXPECT_EQ(resolve_error("--data fer.csv --min-scale 1.2"), "--min-scale must be in (0, augment.max_scale], got 1.2");
   EXPECT_EQ(resolve_error("--data fer.csv --seed 18446744073709551615"), "") << "a 64-bit seed is read exactly";
   EXPECT_EQ(resolve("--seed 18446744073709551615").seed, 18446744073709551615ull);
 }
@@ -112,7 +116,7 @@ TEST_F(TrainFlagsTest, EveryFlagOfTheCommandIsStillDeclared) {
         "--variant", "--width", "--input", "--multiscale", "--reduction", "--dropout", "--init-from", "--lambda-c",
         "--gamma", "--separation", "--label-smoothing", "--center-alpha", "--optimizer", "--lr", "--momentum",
         "--weight-decay", "--schedule", "--lr-decay", "--step-every", "--step-gamma", "--warmup", "--batch", "--epochs",
-        "--minutes", "--no-augment", "--erase", "--rotation", "--seed", "--device", "--margin", "--align",
+        "--minutes", "--no-augment", "--erase", "--rotation", "--min-scale", "--max-scale", "--max-shift", "--seed", "--device", "--margin", "--align",
         "--frames-per-sequence", "--first-frame-neutral"}) {
     EXPECT_NO_THROW(app.get_option(flag)) << flag;
   }

@@ -57,6 +57,10 @@ TEST_F(TrainRunLibrary, TheEndOfARunCalibratesBestOnItsValidationSplit) {
   const auto model = load_model(c.run_dir + "/best.fervid");
   EXPECT_EQ(model.calibration.fit.value("split", ""), "split PublicTest") << model.calibration.to_json();
   EXPECT_EQ(model.calibration.fit.value("samples", 0), 14);
+  // Where the samples came from, and which checkpoint was fitted.
+  EXPECT_EQ(model.calibration.fit.value("data", ""), c.data);
+  EXPECT_FALSE(model.calibration.fit.value("data_key", "").empty());
+  EXPECT_EQ(model.calibration.fit.value("epoch", -1), result.best_epoch);
   EXPECT_DOUBLE_EQ(model.calibration.temperature, result.calibration.temperature);
   EXPECT_GE(model.calibration.temperature, kMinTemperature);
   EXPECT_LE(model.calibration.temperature, kMaxTemperature);

@@ -32,4 +32,13 @@ TrainedData trained_data(const nlohmann::json& model_metadata, const std::string
 // a test split (PrivateTest): temperature is never fitted on test data.
 Calibration calibrate_model_file(const std::string& model_path, const std::string& data, const std::string& out_path);
 
+// What both ways of calibrating share (the end of `fervid train`, `fervid model calibrate`):
+// fits the temperature of the model file `model_path` on `splits.val` of `data` (never test
+// data: callers check), records `provenance` (the data's path and cache key, the epoch...) in
+// the fit beside the split, and writes the model with that calibration to `out_path`.
+// `device`: where the network runs ("cpu", "cuda:0").
+Calibration calibrate_on_validation(const std::string& model_path, const Dataset& data, const RunSplits& splits,
+                                    const nlohmann::json& provenance, const std::string& out_path,
+                                    const std::string& device = "cpu");
+
 }  // namespace fervid

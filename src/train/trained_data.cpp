@@ -31,8 +31,9 @@ TrainedData trained_data(const nlohmann::json& metadata, const std::string& data
 }
 
 Calibration calibrate_model_file(const std::string& model_path, const std::string& data, const std::string& out_path) {
-  auto model = load_model(model_path);
-  const auto trained = trained_data(model.metadata, data);
+  nlohmann::json metadata;
+  read_model_config(model_path, &metadata);
+  const auto trained = trained_data(metadata, data);
   if (!trained.known) throw std::invalid_argument("calibrate: " + model_path + " records no training run, so its validation samples are unknown");
   if (!trained.same_format) {
     throw std::invalid_argument("calibrate: " + data + " is not of the format " + model_path + " was trained on (" +
@@ -49,9 +50,16 @@ Calibration calibrate_model_file(const std::string& model_path, const std::strin
   const auto src = open_run_data(run);
   const auto splits = run_splits(run, src.data);
   if (splits.val.empty()) throw std::invalid_argument("calibrate: no validation samples (" + splits.val_description + ") in " + data);
-  auto calibration = calibrate_temperature(model.net, src.data, splits.val, splits.val_description);
-  calibration.fit["data"] = data;
-  calibration.fit["data_key"] = src.cache_key;
+  return calibrate_on_validation(model_path, src.data, splits, {{"data", data}, {"data_key", src.cache_key}}, out_path);
+}
+
+Calibration calibrate_on_validation(const std::string& model_path, const Dataset& data, const RunSplits& splits,
+                                    const nlohmann::json& provenance, const std::string& out_path,
+                                    const std::string& device) {
+  auto model = load_model(model_path);
+  model.net->to(torch::Device(device));
+  auto calibration = calibrate_temperature(model.net, data, splits.val, splits.val_description);
+  for (const auto& [key, value] : provenance.items()) calibration.fit[key] = value;
   rewrite_calibration(model_path, calibration, out_path);
   return calibration;
 }

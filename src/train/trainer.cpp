@@ -24,6 +24,7 @@
 #include "fervid/splits.h"
 #include "fervid/train_options.h"
 #include "fervid/train_step.h"
+#include "fervid/trained_data.h"
 #include "train/device_batch.h"
 #ifdef FERVID_WITH_OPENCV
 #include "fervid/plot.h"
@@ -310,11 +311,13 @@ std::vector<TrainOption> make_table() {
   b.number("augment.max_rotation_deg", "--rotation", "Max rotation in degrees", field(&T::augment, &A::max_rotation_deg),
            in_range(0, 180));
   b.number("augment.flip_prob", "", "Horizontal mirror probability", field(&T::augment, &A::flip_prob), in_range(0, 1));
-  b.number("augment.min_scale", "", "Smallest zoom", field(&T::augment, &A::min_scale), [](const TrainConfig& c) {
+  // Framing jitter: how far the detector's box moves and grows on the same kind of face
+  // (experiments/detector/README.md measures it on FER2013's own faces).
+  b.number("augment.min_scale", "--min-scale", "Smallest zoom (< 1 shows more around the face)", field(&T::augment, &A::min_scale), [](const TrainConfig& c) {
     return c.augment.min_scale > 0 && c.augment.min_scale <= c.augment.max_scale ? "" : "in (0, augment.max_scale]";
   });
-  b.number("augment.max_scale", "", "Largest zoom", field(&T::augment, &A::max_scale), above(0));
-  b.number("augment.max_shift", "", "Largest shift, a fraction of the side", field(&T::augment, &A::max_shift),
+  b.number("augment.max_scale", "--max-scale", "Largest zoom (> 1 magnifies)", field(&T::augment, &A::max_scale), above(0));
+  b.number("augment.max_shift", "--max-shift", "Largest shift, a fraction of the side, each axis", field(&T::augment, &A::max_shift),
            in_range(0, 1));
   b.number("augment.brightness", "", "Brightness change", field(&T::augment, &A::brightness), in_range(0, 1));
   b.number("augment.contrast", "", "Contrast change", field(&T::augment, &A::contrast), in_range(0, 1));
@@ -792,13 +795,8 @@ class Run {
     const std::string best = c_.run_dir + "/best.fervid";
     std::error_code ec;
     if (splits_.val.empty() || validates_on_test_split(c_) || !fs::exists(best, ec)) return;
-    auto model = load_model(best);
-    model.net->to(device_);
-    auto calibration = calibrate_temperature(model.net, data_, splits_.val, splits_.val_description);
-    calibration.fit["data"] = c_.data;
-    calibration.fit["data_key"] = data_key_;
-    calibration.fit["epoch"] = best_epoch_;
-    rewrite_calibration(best, calibration, best);
+    const auto calibration = calibrate_on_validation(
+        best, data_, splits_, {{"data", c_.data}, {"data_key", data_key_}, {"epoch", best_epoch_}}, best, device_.str());
     json record = calibration.to_json();
     record["model"] = "best.fervid";
     write_json_atomically(c_.run_dir + "/calibration.json", record);
