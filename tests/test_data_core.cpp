@@ -525,6 +525,27 @@ TEST(DataSource, OptionsJsonRoundTripAndBadFields) {
             std::string::npos);
 }
 
+TEST(Dataset, ClassFrequenciesFromLabelsOrSoftTargets) {
+  Dataset ds;
+  ds.num_classes = 3;
+  ds.height = ds.width = 1;
+  const uint8_t px = 0;
+  for (int label : {0, 0, 0, 1, -1}) ds.add(&px, label, Split::kTraining, "t");
+  // Labels 0, 0, 0, 1 (the unlabelled sample left out); class 2 has none: half a sample.
+  auto f = ds.class_frequencies({0, 1, 2, 3, 4});
+  ASSERT_EQ(f.size(), 3u);
+  EXPECT_NEAR(f[0], 3 / 4.5, 1e-12);
+  EXPECT_NEAR(f[1], 1 / 4.5, 1e-12);
+  EXPECT_NEAR(f[2], 0.5 / 4.5, 1e-12);
+  EXPECT_NEAR(ds.class_frequencies({3})[1], 1 / 2.0, 1e-12) << "only the samples asked for";
+  EXPECT_THROW(ds.class_frequencies({4}), std::invalid_argument);
+  // Soft targets: their mean.
+  ds.soft_targets = {1, 0, 0, 0.5f, 0.5f, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1};
+  f = ds.class_frequencies({0, 1});
+  EXPECT_NEAR(f[0], 1.5 / 2.5, 1e-6);
+  EXPECT_NEAR(f[2], 0.5 / 2.5, 1e-6);
+}
+
 TEST(DataCheck, CountsDuplicatesAndBlanks) {
   Dataset ds;
   ds.height = ds.width = 2;

@@ -85,6 +85,20 @@ TEST_F(GradCheck, CrossEntropyHardSmoothedAndSoft) {
   expect_gradients_match([&] { return soft_cross_entropy(z, q); }, {z});
 }
 
+TEST_F(GradCheck, LogitAdjustedCrossEntropy) {
+  auto z = leaf({4, 7});
+  auto y = labels({3, 0, 6, 3});
+  const auto prior = torch::softmax(torch::randn({7}, torch::kDouble), 0);
+  expect_gradients_match([&] { return cross_entropy(logit_adjusted(z, prior, 1.0), y, 0.1); }, {z});
+  LossConfig cfg;
+  cfg.logit_adjust = 0.5;
+  FerLoss loss(cfg, 7, 3);
+  loss->to(torch::kDouble);
+  loss->set_class_prior(prior);
+  auto f = leaf({4, 3});
+  expect_gradients_match([&] { return loss->forward(z, f, y).total; }, {z});
+}
+
 TEST_F(GradCheck, CombinedLossBothForms) {
   for (auto form : {SeparationForm::kIsland, SeparationForm::kDda}) {
     LossConfig cfg;

@@ -27,6 +27,51 @@ TEST_F(Losses, CrossEntropyMatchesLibtorch) {
   EXPECT_THROW(cross_entropy(z, y, 1.0), c10::Error);
 }
 
+TEST_F(Losses, LogitAdjustmentAddsTauTimesTheLogPrior) {
+  const auto prior = torch::tensor({0.7, 0.2, 0.1}, torch::kDouble);
+  auto z = torch::randn({4, 3}, torch::kDouble);
+  EXPECT_TRUE(torch::allclose(logit_adjusted(z, prior, 0.5), z + 0.5 * prior.log().unsqueeze(0)));
+  EXPECT_TRUE(torch::equal(logit_adjusted(z, prior, 0), z));
+  // A uniform prior shifts every logit alike: the cross-entropy does not change.
+  auto y = torch::tensor({0, 1, 2, 1}, torch::kLong);
+  EXPECT_NEAR(cross_entropy(logit_adjusted(z, torch::full({3}, 1.0 / 3, torch::kDouble), 1), y).item<double>(),
+              cross_entropy(z, y).item<double>(), 1e-12);
+  // What it is for: with labels as frequent as the prior (7 : 2 : 1), raw logits shared by every
+  // sample that call each class equally likely are already optimal for the adjusted loss (the
+  // rows' gradients sum to zero), while the plain loss pulls them towards the majority class:
+  // mean over rows of softmax - onehot = 1/3 - 0.7 for class 0.
+  std::vector<int64_t> ys;
+  for (int64_t k = 0; k < 3; ++k) ys.insert(ys.end(), static_cast<size_t>(std::lround(prior[k].item<double>() * 10)), k);
+  const auto labels = torch::tensor(ys, torch::kLong);
+  auto flat = torch::zeros({10, 3}, torch::kDouble).requires_grad_(true);
+  auto g = torch::autograd::grad({cross_entropy(logit_adjusted(flat, prior, 1), labels)}, {flat})[0];
+  EXPECT_LT(g.sum(0).abs().max().item<double>(), 1e-12);
+  auto g_plain = torch::autograd::grad({cross_entropy(flat, labels)}, {flat})[0];
+  EXPECT_NEAR(g_plain.sum(0)[0].item<double>(), 1.0 / 3 - 0.7, 1e-12) << "the plain loss raises the majority's logit";
+  EXPECT_THROW(logit_adjusted(z, torch::tensor({0.5, 0.5}, torch::kDouble), 1), c10::Error);       // wrong K
+  EXPECT_THROW(logit_adjusted(z, torch::tensor({1.0, 0.0, 0.0}, torch::kDouble), 1), c10::Error);  // log 0
+}
+
+TEST_F(Losses, FerLossAppliesLogitAdjustmentToTheCrossEntropyOnly) {
+  LossConfig cfg;
+  cfg.logit_adjust = 1.0;
+  cfg.lambda_c = 0.1;
+  FerLoss loss(cfg, 3, 2);
+  auto z = torch::randn({4, 3}), f = torch::randn({4, 2});
+  auto y = torch::tensor({0, 1, 2, 0}, torch::kLong);
+  EXPECT_THROW(loss->forward(z, f, y), c10::Error) << "no prior given";
+  EXPECT_THROW(loss->set_class_prior(torch::tensor({0.5, 0.6, 0.1})), c10::Error) << "does not sum to 1";
+  const auto prior = torch::tensor({0.6, 0.3, 0.1});
+  loss->set_class_prior(prior);
+  const auto parts = loss->forward(z, f, y);
+  EXPECT_NEAR(parts.ce.item<float>(), cross_entropy(logit_adjusted(z, prior, 1), y).item<float>(), 1e-6);
+  EXPECT_NEAR(parts.center.item<float>(), center_loss(f, y, loss->centers).item<float>(), 1e-6);
+  // Soft targets go through the same logits.
+  const auto q = torch::softmax(torch::randn({4, 3}), 1);
+  EXPECT_NEAR(loss->forward(z, f, y, q).ce.item<float>(), soft_cross_entropy(logit_adjusted(z, prior, 1), q).item<float>(),
+              1e-6);
+}
+
 TEST_F(Losses, CenterLossByHand) {
   auto f = torch::tensor({{1.0, 0.0}, {0.0, 2.0}});
   auto c = torch::tensor({{0.0, 0.0}, {1.0, 1.0}});

@@ -3,12 +3,14 @@
 // ablation arms reused only when their configuration is the same. Small runs on synthetic data.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "fervid/ablation.h"
 #include "fervid/model_io.h"
+#include "fervid/train_options.h"
 #include "fervid/trainer.h"
 #include "test_train_data.h"
 #include "test_util.h"
@@ -73,6 +75,21 @@ TEST_F(TrainRunLibrary, TheEndOfARunCalibratesBestOnItsValidationSplit) {
 #ifdef FERVID_WITH_OPENCV
   EXPECT_TRUE(fs::exists(fs::path(c.run_dir) / "curves.png")) << "train() draws the curves itself";
 #endif
+}
+
+TEST_F(TrainRunLibrary, ARunWithLogitAdjustmentTrainsAndRecordsTau) {
+  auto c = small_run("adjusted");
+  c.epochs = 1;
+  c.loss.logit_adjust = 1.0;
+  const auto result = train(c);
+  ASSERT_EQ(result.epochs.size(), 1u);
+  EXPECT_TRUE(std::isfinite(result.epochs[0].train_loss));
+  EXPECT_DOUBLE_EQ(read_json(fs::path(c.run_dir) / "config.json").at("loss").at("logit_adjust").get<double>(), 1.0);
+  // Part of the run's identity only when on.
+  EXPECT_TRUE(run_identity(c).contains("loss"));
+  EXPECT_TRUE(run_identity(c)["loss"].contains("logit_adjust"));
+  c.loss.logit_adjust = 0;
+  EXPECT_FALSE(run_identity(c)["loss"].contains("logit_adjust"));
 }
 
 TEST_F(TrainRunLibrary, ARunValidatedOnATestSplitIsNotCalibrated) {

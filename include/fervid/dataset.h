@@ -44,6 +44,11 @@ struct Dataset {
   Dataset subset(const std::vector<size_t>& idx) const;
   // Throws std::logic_error when the per-sample vectors disagree in length.
   void check_consistent() const;
+  // The class frequencies of the samples at `idx` ([num_classes], summing to 1): the mean of
+  // their soft targets when the dataset has them, else the share of each label (unlabelled
+  // samples left out). A class with no sample gets half a sample, so every frequency is > 0
+  // (logit adjustment takes its log). std::invalid_argument when no sample counts.
+  std::vector<double> class_frequencies(const std::vector<size_t>& idx) const;
 };
 
 // An entry a reader skipped (or, in strict mode, refused): where and why.

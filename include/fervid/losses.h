@@ -24,6 +24,14 @@ torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& la
 // Mean cross-entropy against soft targets (e.g. FER+ vote distributions): -sum_k q_k log p_k.
 torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets);
 
+// Logit adjustment (Menon et al. 2021, "Long-tail learning via logit adjustment"): the logits
+// the cross-entropy sees during training, logits + tau * log(prior) ([K] class frequencies of
+// the training samples, summing to 1). The network then learns logits of p(x | y), so at
+// inference (raw logits) a rare class is called as readily as a common one: it trades a little
+// accuracy on a test set as skewed as FER2013's for recall of the rare classes (disgust, fear)
+// and mean per-class recall. tau = 0 leaves the logits as they are.
+torch::Tensor logit_adjusted(const torch::Tensor& logits, const torch::Tensor& prior, double tau);
+
 // Center loss (Wen et al. 2016): (1/N) sum_i 1/2 ||f_i - c_{y_i}||^2.
 torch::Tensor center_loss(const torch::Tensor& features, const torch::Tensor& labels,
                           const torch::Tensor& centers);
@@ -47,6 +55,7 @@ struct LossConfig {
   double center_alpha = 0.5;  // center update rate (Wen et al.'s alpha)
   double gamma = 0.0;         // weight of the separation term
   SeparationForm form = SeparationForm::kIsland;
+  double logit_adjust = 0.0;  // tau of logit_adjusted() in the cross-entropy; 0: off
 };
 
 struct LossParts {
@@ -65,12 +74,17 @@ class FerLossImpl : public torch::nn::Module {
   LossParts forward(const torch::Tensor& logits, const torch::Tensor& embedding,
                     const torch::Tensor& labels, const torch::Tensor& soft_targets = {});
   void update_centers(const torch::Tensor& embedding, const torch::Tensor& labels);
+  // The training samples' class frequencies ([K], positive, summing to 1) that logit adjustment
+  // uses. Required before forward() when config().logit_adjust > 0. Not saved in checkpoints:
+  // the trainer recomputes it from the training split.
+  void set_class_prior(const torch::Tensor& prior);
   const LossConfig& config() const { return config_; }
 
   torch::Tensor centers;
 
  private:
   LossConfig config_;
+  torch::Tensor prior_;
 };
 TORCH_MODULE(FerLoss);
 

@@ -76,4 +76,23 @@ void ReadReport::note(DataIssue issue) {
   if (notes.size() < 1000) notes.push_back(std::move(issue));
 }
 
+std::vector<double> Dataset::class_frequencies(const std::vector<size_t>& idx) const {
+  const auto k = static_cast<size_t>(num_classes);
+  std::vector<double> mass(k, 0.0);
+  for (const size_t i : idx) {
+    if (has_soft_targets()) {
+      for (size_t c = 0; c < k; ++c) mass[c] += soft_targets[i * k + c];
+    } else if (labels[i] >= 0) {
+      mass[static_cast<size_t>(labels[i])] += 1.0;
+    }
+  }
+  double total = 0;
+  for (auto& m : mass) total += m;
+  if (total <= 0) throw std::invalid_argument("class frequencies: no labelled sample among the " + std::to_string(idx.size()) + " given");
+  total = 0;
+  for (auto& m : mass) total += (m = std::max(m, 0.5));
+  for (auto& m : mass) m /= total;
+  return mass;
+}
+
 }  // namespace fervid

@@ -1,5 +1,6 @@
 #include "fervid/losses.h"
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -79,9 +80,21 @@ torch::Tensor dda_loss(const torch::Tensor& features, const torch::Tensor& label
   return (nll * weight).sum() / present;
 }
 
+torch::Tensor logit_adjusted(const torch::Tensor& logits, const torch::Tensor& prior, double tau) {
+  TORCH_CHECK(logits.dim() == 2, "logit_adjusted: logits must be [N, K], got ", logits.sizes());
+  TORCH_CHECK(prior.dim() == 1 && prior.size(0) == logits.size(1),
+              "logit_adjusted: the prior must be [K] with K = ", logits.size(1), ", got ", prior.sizes());
+  TORCH_CHECK(tau >= 0, "logit_adjusted: tau must be >= 0, got ", tau);
+  if (tau == 0) return logits;
+  const auto p = prior.to(logits.options()).detach();
+  TORCH_CHECK(p.min().item<double>() > 0, "logit_adjusted: every class needs a prior > 0");
+  return logits + tau * p.log().unsqueeze(0);
+}
+
 FerLossImpl::FerLossImpl(LossConfig config, int num_classes, int embedding_dim)
     : config_(config) {
   TORCH_CHECK(config_.lambda_c >= 0 && config_.gamma >= 0, "FerLoss: lambda_c and gamma must be >= 0");
+  TORCH_CHECK(config_.logit_adjust >= 0, "FerLoss: logit_adjust must be >= 0, got ", config_.logit_adjust);
   TORCH_CHECK(config_.center_alpha >= 0 && config_.center_alpha <= 1,
               "FerLoss: center_alpha must lie in [0, 1], got ", config_.center_alpha);
   centers = register_parameter("centers", torch::zeros({num_classes, embedding_dim}));
@@ -90,8 +103,13 @@ FerLossImpl::FerLossImpl(LossConfig config, int num_classes, int embedding_dim)
 LossParts FerLossImpl::forward(const torch::Tensor& logits, const torch::Tensor& embedding,
                                const torch::Tensor& labels, const torch::Tensor& soft_targets) {
   LossParts parts;
-  parts.ce = soft_targets.defined() ? soft_cross_entropy(logits, soft_targets)
-                                    : cross_entropy(logits, labels, config_.label_smoothing);
+  torch::Tensor z = logits;
+  if (config_.logit_adjust > 0) {
+    TORCH_CHECK(prior_.defined(), "FerLoss: logit_adjust needs the class prior (set_class_prior)");
+    z = logit_adjusted(logits, prior_, config_.logit_adjust);
+  }
+  parts.ce = soft_targets.defined() ? soft_cross_entropy(z, soft_targets)
+                                    : cross_entropy(z, labels, config_.label_smoothing);
   const auto zero = torch::zeros({}, logits.options());
   parts.center = config_.lambda_c > 0 ? center_loss(embedding, labels, centers.detach()) : zero;
   if (config_.gamma > 0) {
@@ -103,6 +121,15 @@ LossParts FerLossImpl::forward(const torch::Tensor& logits, const torch::Tensor&
   }
   parts.total = parts.ce + config_.lambda_c * parts.center + config_.gamma * parts.separation;
   return parts;
+}
+
+void FerLossImpl::set_class_prior(const torch::Tensor& prior) {
+  TORCH_CHECK(prior.dim() == 1 && prior.size(0) == centers.size(0), "FerLoss: the class prior must be [K] with K = ",
+              centers.size(0), ", got ", prior.sizes());
+  const auto p = prior.to(torch::kDouble);
+  TORCH_CHECK(p.min().item<double>() > 0 && std::abs(p.sum().item<double>() - 1) < 1e-4,
+              "FerLoss: the class prior must be positive and sum to 1");
+  prior_ = prior.to(torch::kFloat).detach().clone();
 }
 
 void FerLossImpl::update_centers(const torch::Tensor& embedding, const torch::Tensor& labels) {

@@ -285,6 +285,12 @@ std::vector<TrainOption> make_table() {
   b.number("loss.label_smoothing", "--label-smoothing", "Label smoothing", field(&T::loss, &L::label_smoothing),
            in_range(0, 1, false, true));
   b.number("loss.center_alpha", "--center-alpha", "Center update rate", field(&T::loss, &L::center_alpha), in_range(0, 1));
+  // Off, it is no part of a run's identity, so runs recorded before it existed stay the same.
+  b.in_identity_when(b.number("loss.logit_adjust", "--logit-adjust",
+                              "Logit adjustment tau: train on logits + tau log(class frequency), so rare classes "
+                              "(disgust, fear) are called as readily as common ones (0: off)",
+                              field(&T::loss, &L::logit_adjust), at_least(0)),
+                     [](const TrainConfig& c) { return c.loss.logit_adjust != 0; });
 
   b.group("Optimisation");
   b.choice("optimizer", "--optimizer", "sgd | adamw", field(&T::optimizer), {"sgd", "adamw"});
@@ -646,6 +652,10 @@ class Run {
     net_ = MCSANet(c_.model);  // initialised on the CPU, so every device starts from the same weights
     if (!c_.init_from.empty()) load_weights(c_.init_from, net_);
     loss_ = FerLoss(c_.loss, c_.model.num_classes(), c_.model.embedding_dim());
+    if (c_.loss.logit_adjust > 0) {
+      const auto prior = (c_.expand_15x ? expanded_ : data_).class_frequencies(train_indices_);
+      loss_->set_class_prior(torch::tensor(prior, torch::kDouble));
+    }
     if (!device_.is_cpu()) {
       net_->to(device_);
       loss_->to(device_);
