@@ -9,6 +9,7 @@
 #include <string>
 
 #include "fervid/ablation.h"
+#include "fervid/eval_run.h"
 #include "fervid/model_io.h"
 #include "fervid/train_options.h"
 #include "fervid/trainer.h"
@@ -90,6 +91,65 @@ TEST_F(TrainRunLibrary, ARunWithLogitAdjustmentTrainsAndRecordsTau) {
   EXPECT_TRUE(run_identity(c)["loss"].contains("logit_adjust"));
   c.loss.logit_adjust = 0;
   EXPECT_FALSE(run_identity(c)["loss"].contains("logit_adjust"));
+}
+
+// `fervid eval` as a library call: the run's data read as it was trained, the report written.
+TEST_F(TrainRunLibrary, RunEvalScoresASplitAndWritesTheReport) {
+  auto c = small_run("for-eval");
+  c.epochs = 1;
+  train(c);
+  EvalRequest r;
+  r.model = c.run_dir + "/best.fervid";
+  r.data = c.data;
+  r.split = "PublicTest";
+  r.out = path("eval-public");
+  r.device = "cpu";
+  const auto run = run_eval(r);
+  EXPECT_EQ(run.protocol, "split PublicTest");
+  EXPECT_EQ(run.metrics.samples, 14);
+  EXPECT_EQ(run.out, r.out);
+  EXPECT_DOUBLE_EQ(run.temperature, load_model(r.model).calibration.temperature) << "the file's calibration";
+  EXPECT_FALSE(run.end_to_end) << "a CSV holds cropped faces";
+  ASSERT_FALSE(run.files.empty());
+  const auto report = read_json(run.files.front());
+  EXPECT_EQ(report.at("protocol"), "split PublicTest");
+  EXPECT_TRUE(report.at("as_trained").get<bool>());
+  EXPECT_DOUBLE_EQ(report.at("metrics").at("accuracy").get<double>(), run.metrics.accuracy);
+#ifdef FERVID_WITH_OPENCV
+  EXPECT_EQ(run.files.size(), 4u) << "report.json and three PNGs";
+  for (const auto& f : run.files) EXPECT_TRUE(fs::exists(f)) << f;
+#endif
+  r.temperature = 2.0;
+  r.split = "Training";
+  r.out = path("eval-train");
+  const auto t2 = run_eval(r);
+  EXPECT_DOUBLE_EQ(t2.report.at("temperature").get<double>(), 2.0);
+  EXPECT_EQ(t2.metrics.samples, 14);
+  r.whole_image = true;
+  r.format = "fer2013";
+  EXPECT_THROW(run_eval(r), std::invalid_argument) << "--whole-image is for folders of crops";
+}
+
+TEST(EndToEnd, AnImageWithoutAFaceIsAWrongAnswerOfItsClass) {
+  EvalMetrics faces;
+  faces.samples = 6;
+  faces.per_class.resize(7);
+  faces.per_class[0].support = 4;  // angry: 3 of 4 found faces right
+  faces.per_class[0].recall = 0.75;
+  faces.per_class[3].support = 2;  // happy: 2 of 2
+  faces.per_class[3].recall = 1.0;
+  ReadReport missed;
+  missed.issues.push_back({"xds/angry/a.png", "face", "no face found"});
+  missed.issues.push_back({"xds/happy/b.png", "face", "no face found"});
+  missed.issues.push_back({"xds/happy/c.png", "face", "no face found"});
+  missed.issues.push_back({"xds/happy/d.png", "image", "not an image"});  // not a detection miss
+  const auto e = end_to_end_metrics(faces, missed, 7);
+  EXPECT_EQ(e.images, 9);
+  EXPECT_EQ(e.no_face, 3);
+  EXPECT_EQ(e.no_face_per_class[0], 1);
+  EXPECT_EQ(e.no_face_per_class[3], 2);
+  EXPECT_DOUBLE_EQ(e.accuracy, 5.0 / 9);
+  EXPECT_DOUBLE_EQ(e.uar, (3.0 / 5 + 2.0 / 4) / 2);
 }
 
 TEST_F(TrainRunLibrary, ARunValidatedOnATestSplitIsNotCalibrated) {
