@@ -9,6 +9,7 @@
 #include <string>
 
 #include "fervid/ablation.h"
+#include "fervid/data_source.h"
 #include "fervid/eval_run.h"
 #include "fervid/model_io.h"
 #include "fervid/train_options.h"
@@ -91,6 +92,36 @@ TEST_F(TrainRunLibrary, ARunWithLogitAdjustmentTrainsAndRecordsTau) {
   EXPECT_TRUE(run_identity(c)["loss"].contains("logit_adjust"));
   c.loss.logit_adjust = 0;
   EXPECT_FALSE(run_identity(c)["loss"].contains("logit_adjust"));
+}
+
+// The paper's mixed training set: a second source's samples only train.
+TEST_F(TrainRunLibrary, ExtraTrainingDataOnlyTrains) {
+  test::write_synthetic_fer2013(dir_ / "extra.csv", /*per_class_train=*/1, /*per_class_test=*/1, /*seed=*/9);
+  auto c = small_run("extra");
+  c.epochs = 1;
+  c.extra_train_data = path("extra.csv");
+  const auto opened = open_run_data(c);
+  const auto plain = open_run_data(small_run("plain"));
+  const auto extra_rows = open_data_source(path("extra.csv")).data.size();
+  ASSERT_EQ(opened.data.size(), plain.data.size() + extra_rows);
+  const auto s = run_splits(c, opened.data);
+  const auto s_plain = run_splits(small_run("plain"), plain.data);
+  EXPECT_EQ(s.val, s_plain.val) << "no extra sample is validated on";
+  EXPECT_EQ(s.train.size(), s_plain.train.size() + extra_rows) << "every extra sample, test rows included, trains";
+  EXPECT_NE(opened.cache_key, plain.cache_key);
+  c.batch_size = 7;  // 14 + 21 samples: whole batches, so every one trains in the epoch
+  const auto result = train(c);
+  EXPECT_EQ(result.epochs.at(0).train_samples, static_cast<int64_t>(s.train.size()));
+  EXPECT_TRUE(run_identity(c).contains("extra_train_data"));
+  EXPECT_FALSE(run_identity(small_run("plain")).contains("extra_train_data"));
+  // Folds would put extra samples among the validated ones: refused, naming the field.
+  c.folds = 5;
+  try {
+    validate_train_config(c);
+    ADD_FAILURE() << "extra data with folds was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("extra_train_data"), std::string::npos) << e.what();
+  }
 }
 
 // `fervid eval` as a library call: the run's data read as it was trained, the report written.

@@ -50,6 +50,12 @@ struct TrainConfig {
   // Train on the paper's offline 15x expansion (augment.h's expand_15x) of the training samples
   // (after max_train_samples): 15 times the samples per epoch; online augmentation still applies.
   bool expand_15x = false;
+  // A second source whose every sample joins the training samples and none the validation ones
+  // (the paper's CK+ + FER2013 training set: --data fer2013.csv.gz --extra-train-data CK+48).
+  // Read in its own format at the main data's image size, faces cropped with the run's recipe;
+  // its classes map by name, its unlabelled samples are left out. Needs validation by split
+  // (folds and val_fraction off), so that no extra sample is ever validated on.
+  std::string extra_train_data;
 
   // ModelConfig{} is the paper's network (width 1); a run's default is CPU-sized (--width 1 is
   // the paper's). Here, not in ModelConfig: model files and tests rely on ModelConfig{}.
@@ -94,7 +100,8 @@ bool validates_on_test_split(const TrainConfig& c);
 
 // The data a run reads, opened exactly as the trainer opens it (its source options; photos and
 // CK+ cropped with its face recipe, at the model's input size; the cache on), so that
-// evaluation, calibration and ablation see the samples, and the folds, it saw.
+// evaluation, calibration and ablation see the samples, and the folds, it saw. The samples of
+// extra_train_data follow the main data's, all of split Training; the cache key then names both.
 OpenedSource open_run_data(const TrainConfig& c);
 
 // The samples a run trains and validates on: fold `fold` of `folds` subject folds, a seeded

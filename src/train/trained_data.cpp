@@ -47,6 +47,7 @@ Calibration calibrate_model_file(const std::string& model_path, const std::strin
   auto run = c;
   run.data = data;  // the run's data, perhaps at another path on this machine
   run.source.soft_targets = false;
+  run.extra_train_data.clear();  // training-only samples: not needed for the validation split
   const auto src = open_run_data(run);
   const auto splits = run_splits(run, src.data);
   if (splits.val.empty()) throw std::invalid_argument("calibrate: no validation samples (" + splits.val_description + ") in " + data);

@@ -232,6 +232,17 @@ std::vector<TrainOption> make_table() {
             "Train on the paper's offline 15x expansion of the training samples (each image, its mirror "
             "and a 1.1x zoom, at -10, -5, 0, +5, +10 degrees)",
             field(&T::expand_15x));
+  // Off, it is no part of a run's identity, so runs recorded before it existed stay the same.
+  b.in_identity_when(
+      b.with_rule(b.text("extra_train_data", "--extra-train-data",
+                         "A second dataset whose every sample only trains (e.g. CK+48 beside FER2013)",
+                         field(&T::extra_train_data)),
+                  [](const TrainConfig& c) -> std::string {
+                    return c.extra_train_data.empty() || (c.folds == 0 && c.val_fraction == 0)
+                               ? ""
+                               : "empty when validating on folds or a fraction (an extra sample is never validated on)";
+                  }),
+      [](const TrainConfig& c) { return !c.extra_train_data.empty(); });
 
   b.group("Model");
   using M = ModelConfig;
@@ -609,7 +620,38 @@ OpenedSource open_run_data(const TrainConfig& c) {
   if (!detects_faces(resolve_source_format(c.data, opts.format))) opts.face.clear();
   opts.use_cache = true;
   if (opts.size != c.model.input_size && opts.format != SourceFormat::kFer2013) opts.size = c.model.input_size;
-  return open_data_source(c.data, opts);
+  auto opened = open_data_source(c.data, opts);
+  if (c.extra_train_data.empty()) return opened;
+  // Its own format and defaults, at the main data's size; faces cropped with the run's recipe.
+  DataSourceOptions xo;
+  xo.use_cache = true;
+  xo.size = opened.data.height;
+  if (detects_faces(resolve_source_format(c.extra_train_data, xo.format))) xo.face = c.source.face;
+  const auto extra = open_data_source(c.extra_train_data, xo);
+  auto& d = opened.data;
+  const auto& e = extra.data;
+  if (e.height != d.height || e.width != d.width || e.num_classes != d.num_classes) {
+    throw DataError("extra training data " + c.extra_train_data + ": " + std::to_string(e.width) + " x " +
+                    std::to_string(e.height) + " images of " + std::to_string(e.num_classes) + " classes, but " + c.data +
+                    " has " + std::to_string(d.width) + " x " + std::to_string(d.height) + " of " +
+                    std::to_string(d.num_classes));
+  }
+  const auto k = static_cast<size_t>(d.num_classes);
+  size_t added = 0;
+  for (size_t i = 0; i < e.size(); ++i) {
+    if (e.labels[i] < 0) continue;
+    d.add(e.image(i), e.labels[i], Split::kTraining, e.origins[i], e.subjects[i]);
+    if (d.has_soft_targets()) {  // a hard label among vote distributions: one-hot
+      std::vector<float> q(k, 0.0f);
+      q[static_cast<size_t>(e.labels[i])] = 1.0f;
+      d.soft_targets.insert(d.soft_targets.end(), q.begin(), q.end());
+    }
+    ++added;
+  }
+  if (added == 0) throw DataError("extra training data " + c.extra_train_data + ": no labelled sample");
+  d.check_consistent();
+  opened.cache_key += "+" + extra.cache_key;
+  return opened;
 }
 
 namespace {
