@@ -99,6 +99,19 @@ TEST_F(GradCheck, LogitAdjustedCrossEntropy) {
   expect_gradients_match([&] { return loss->forward(z, f, y).total; }, {z});
 }
 
+TEST_F(GradCheck, Distillation) {
+  auto z = leaf({4, 7});
+  const auto t = torch::randn({4, 7}, torch::kDouble);
+  expect_gradients_match([&] { return distillation_loss(z, t, 3.0); }, {z});
+  LossConfig cfg;
+  cfg.distill_weight = 0.6;
+  FerLoss loss(cfg, 7, 3);
+  loss->to(torch::kDouble);
+  auto f = leaf({4, 3});
+  auto y = labels({3, 0, 6, 3});
+  expect_gradients_match([&] { return loss->forward(z, f, y, {}, t).total; }, {z});
+}
+
 TEST_F(GradCheck, CombinedLossBothForms) {
   for (auto form : {SeparationForm::kIsland, SeparationForm::kDda}) {
     LossConfig cfg;

@@ -72,6 +72,39 @@ TEST_F(Losses, FerLossAppliesLogitAdjustmentToTheCrossEntropyOnly) {
               1e-6);
 }
 
+TEST_F(Losses, DistillationByHand) {
+  // Teacher [ln 3, 0] -> q = (3/4, 1/4); student [0, 0] -> p = (1/2, 1/2).
+  const auto teacher = torch::tensor({{std::log(3.0), 0.0}}, torch::kDouble);
+  const auto student = torch::zeros({1, 2}, torch::kDouble);
+  const double kl = 0.75 * std::log(0.75 / 0.5) + 0.25 * std::log(0.25 / 0.5);
+  EXPECT_NEAR(distillation_loss(student, teacher, 1.0).item<double>(), kl, 1e-12);
+  // At T = 2 the teacher is softer: q = softmax(ln 3 / 2, 0) = (sqrt 3, 1) / (sqrt 3 + 1), times T^2.
+  const double q0 = std::sqrt(3.0) / (std::sqrt(3.0) + 1), q1 = 1 - q0;
+  EXPECT_NEAR(distillation_loss(student, teacher, 2.0).item<double>(),
+              4 * (q0 * std::log(q0 / 0.5) + q1 * std::log(q1 / 0.5)), 1e-12);
+  EXPECT_NEAR(distillation_loss(teacher, teacher, 3.0).item<double>(), 0.0, 1e-12) << "a student that agrees";
+  EXPECT_THROW(distillation_loss(student, torch::zeros({1, 3}, torch::kDouble), 1.0), c10::Error);
+  EXPECT_THROW(distillation_loss(student, teacher, 0.0), c10::Error);
+}
+
+TEST_F(Losses, FerLossWeighsCrossEntropyAgainstDistillation) {
+  LossConfig cfg;
+  cfg.distill_weight = 0.25;
+  cfg.distill_temperature = 2.0;
+  FerLoss loss(cfg, 7, 4);
+  auto z = torch::randn({5, 7}), t = torch::randn({5, 7}), f = torch::randn({5, 4});
+  auto y = torch::tensor({0, 1, 2, 3, 4}, torch::kLong);
+  EXPECT_THROW(loss->forward(z, f, y), c10::Error) << "no teacher logits";
+  const auto parts = loss->forward(z, f, y, {}, t);
+  EXPECT_NEAR(parts.distill.item<float>(), distillation_loss(z, t, 2.0).item<float>(), 1e-6);
+  EXPECT_NEAR(parts.total.item<float>(), (0.75 * cross_entropy(z, y) + 0.25 * parts.distill).item<float>(), 1e-5);
+  cfg.distill_weight = 0;
+  FerLoss plain(cfg, 7, 4);
+  const auto off = plain->forward(z, f, y, {}, t);
+  EXPECT_EQ(off.distill.item<float>(), 0.0f) << "off: the teacher's logits are ignored";
+  EXPECT_NEAR(off.total.item<float>(), cross_entropy(z, y).item<float>(), 1e-6);
+}
+
 TEST_F(Losses, CenterLossByHand) {
   auto f = torch::tensor({{1.0, 0.0}, {0.0, 2.0}});
   auto c = torch::tensor({{0.0, 0.0}, {1.0, 1.0}});

@@ -94,6 +94,41 @@ TEST_F(TrainRunLibrary, ARunWithLogitAdjustmentTrainsAndRecordsTau) {
   EXPECT_FALSE(run_identity(c)["loss"].contains("logit_adjust"));
 }
 
+// Distillation: a student trains on a teacher's logits; a teacher that takes other input is refused.
+TEST_F(TrainRunLibrary, AStudentDistilsATeacherOfTheSameInput) {
+  auto teacher = small_run("teacher");
+  teacher.epochs = 1;
+  teacher.model.width = 0.25;
+  train(teacher);
+  auto c = small_run("student");
+  c.epochs = 1;
+  c.teacher = teacher.run_dir + "/best.fervid";
+  c.loss.distill_weight = 0.5;
+  const auto result = train(c);
+  ASSERT_EQ(result.epochs.size(), 1u);
+  EXPECT_TRUE(std::isfinite(result.epochs[0].train_loss));
+  EXPECT_EQ(run_identity(c).value("teacher", ""), c.teacher);
+  auto other_input = small_run("student48");
+  other_input.model.input_size = 48;
+  other_input.teacher = c.teacher;
+  other_input.loss.distill_weight = 0.5;
+  try {
+    train(other_input);
+    ADD_FAILURE() << "a teacher of 32 px input taught a 48 px student";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("takes 32 px input, the student 48"), std::string::npos) << e.what();
+  }
+  // A teacher without a weight, or a weight without a teacher: refused, naming the field.
+  auto lone = small_run("lone");
+  lone.teacher = c.teacher;
+  try {
+    validate_train_config(lone);
+    ADD_FAILURE() << "a teacher without distill_weight was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("teacher"), std::string::npos) << e.what();
+  }
+}
+
 // The paper's mixed training set: a second source's samples only train.
 TEST_F(TrainRunLibrary, ExtraTrainingDataOnlyTrains) {
   test::write_synthetic_fer2013(dir_ / "extra.csv", /*per_class_train=*/1, /*per_class_test=*/1, /*seed=*/9);

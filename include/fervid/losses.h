@@ -32,6 +32,12 @@ torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tenso
 // and mean per-class recall. tau = 0 leaves the logits as they are.
 torch::Tensor logit_adjusted(const torch::Tensor& logits, const torch::Tensor& prior, double tau);
 
+// Knowledge distillation (Hinton et al. 2015): T^2 * mean over samples of
+// KL(softmax(teacher / T) || softmax(student / T)). The T^2 keeps its gradient's scale as T
+// changes. The teacher's logits are constants (detached).
+torch::Tensor distillation_loss(const torch::Tensor& student_logits, const torch::Tensor& teacher_logits,
+                                double temperature);
+
 // Center loss (Wen et al. 2016): (1/N) sum_i 1/2 ||f_i - c_{y_i}||^2.
 torch::Tensor center_loss(const torch::Tensor& features, const torch::Tensor& labels,
                           const torch::Tensor& centers);
@@ -56,10 +62,15 @@ struct LossConfig {
   double gamma = 0.0;         // weight of the separation term
   SeparationForm form = SeparationForm::kIsland;
   double logit_adjust = 0.0;  // tau of logit_adjusted() in the cross-entropy; 0: off
+  // Distillation from a teacher's logits: the cross-entropy weighs 1 - distill_weight and
+  // distillation_loss() at distill_temperature weighs distill_weight. 0: off.
+  double distill_weight = 0.0;
+  double distill_temperature = 4.0;
 };
 
 struct LossParts {
   torch::Tensor total, ce, center, separation;  // scalars; center/separation are 0 when off
+  torch::Tensor distill;                        // 0 when off
 };
 
 // The combined loss. Owns the class centers ([K, D], registered as the parameter "centers" so
@@ -71,8 +82,11 @@ class FerLossImpl : public torch::nn::Module {
  public:
   FerLossImpl(LossConfig config, int num_classes, int embedding_dim);
   // `soft_targets` is optional ([N, K]); when given, CE uses it and labels drive the centers.
+  // `teacher_logits` ([N, K]) is required when config().distill_weight > 0, ignored otherwise.
+  // total = (1 - w) CE + w distill + lambda_c center + gamma separation (w = distill_weight).
   LossParts forward(const torch::Tensor& logits, const torch::Tensor& embedding,
-                    const torch::Tensor& labels, const torch::Tensor& soft_targets = {});
+                    const torch::Tensor& labels, const torch::Tensor& soft_targets = {},
+                    const torch::Tensor& teacher_logits = {});
   void update_centers(const torch::Tensor& embedding, const torch::Tensor& labels);
   // The training samples' class frequencies ([K], positive, summing to 1) that logit adjustment
   // uses. Required before forward() when config().logit_adjust > 0. Not saved in checkpoints:

@@ -17,9 +17,11 @@ struct StepResult {
 };
 
 // `net` must be in train mode; `images`, `labels` (and `soft_targets`, which may be undefined)
-// on the device of `net` and `loss`.
+// on the device of `net` and `loss`. `teacher` (may be null): a network in eval mode on the
+// same device whose logits on the same images the loss distils (loss config distill_weight).
 StepResult train_step(MCSANet& net, FerLoss& loss, torch::optim::Optimizer& optimizer, const torch::Tensor& images,
-                      const torch::Tensor& labels, const torch::Tensor& soft_targets = {});
+                      const torch::Tensor& labels, const torch::Tensor& soft_targets = {},
+                      MCSANet* teacher = nullptr);
 
 // "cpu", "cuda", "cuda:N" or "auto" (cuda when torch::cuda::is_available(), else cpu) -> a device.
 // Throws std::invalid_argument naming the value for an unknown name, and for cuda when this

@@ -66,6 +66,9 @@ struct TrainConfig {
   }();
   LossConfig loss;
   std::string init_from;  // a model file to fine-tune from (architecture must match)
+  // A model file whose logits on each augmented batch the student distils (loss.distill_weight
+  // > 0): a wider network that is too slow to ship. Same input size, normalisation and classes.
+  std::string teacher;
 
   // Optimisation (paper 2.5 defaults).
   std::string optimizer = "sgd";  // sgd | adamw

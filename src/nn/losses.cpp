@@ -91,17 +91,32 @@ torch::Tensor logit_adjusted(const torch::Tensor& logits, const torch::Tensor& p
   return logits + tau * p.log().unsqueeze(0);
 }
 
+torch::Tensor distillation_loss(const torch::Tensor& student, const torch::Tensor& teacher, double temperature) {
+  TORCH_CHECK(student.dim() == 2 && teacher.sizes() == student.sizes(),
+              "distillation_loss: teacher logits must match the student's [N, K] ", student.sizes(), ", got ",
+              teacher.sizes());
+  TORCH_CHECK(temperature > 0, "distillation_loss: temperature must be > 0, got ", temperature);
+  const auto q_log = torch::log_softmax(teacher.detach().to(student.scalar_type()) / temperature, 1);
+  const auto p_log = torch::log_softmax(student / temperature, 1);
+  return temperature * temperature * (q_log.exp() * (q_log - p_log)).sum(1).mean();
+}
+
 FerLossImpl::FerLossImpl(LossConfig config, int num_classes, int embedding_dim)
     : config_(config) {
   TORCH_CHECK(config_.lambda_c >= 0 && config_.gamma >= 0, "FerLoss: lambda_c and gamma must be >= 0");
   TORCH_CHECK(config_.logit_adjust >= 0, "FerLoss: logit_adjust must be >= 0, got ", config_.logit_adjust);
+  TORCH_CHECK(config_.distill_weight >= 0 && config_.distill_weight <= 1,
+              "FerLoss: distill_weight must lie in [0, 1], got ", config_.distill_weight);
+  TORCH_CHECK(config_.distill_temperature > 0, "FerLoss: distill_temperature must be > 0, got ",
+              config_.distill_temperature);
   TORCH_CHECK(config_.center_alpha >= 0 && config_.center_alpha <= 1,
               "FerLoss: center_alpha must lie in [0, 1], got ", config_.center_alpha);
   centers = register_parameter("centers", torch::zeros({num_classes, embedding_dim}));
 }
 
 LossParts FerLossImpl::forward(const torch::Tensor& logits, const torch::Tensor& embedding,
-                               const torch::Tensor& labels, const torch::Tensor& soft_targets) {
+                               const torch::Tensor& labels, const torch::Tensor& soft_targets,
+                               const torch::Tensor& teacher_logits) {
   LossParts parts;
   torch::Tensor z = logits;
   if (config_.logit_adjust > 0) {
@@ -119,7 +134,15 @@ LossParts FerLossImpl::forward(const torch::Tensor& logits, const torch::Tensor&
   } else {
     parts.separation = zero;
   }
-  parts.total = parts.ce + config_.lambda_c * parts.center + config_.gamma * parts.separation;
+  const double w = config_.distill_weight;
+  if (w > 0) {
+    TORCH_CHECK(teacher_logits.defined(), "FerLoss: distill_weight > 0 needs the teacher's logits");
+    parts.distill = distillation_loss(logits, teacher_logits, config_.distill_temperature);
+  } else {
+    parts.distill = zero;
+  }
+  parts.total = (1 - w) * parts.ce + w * parts.distill + config_.lambda_c * parts.center +
+                config_.gamma * parts.separation;
   return parts;
 }
 

@@ -9,15 +9,21 @@
 namespace fervid {
 
 StepResult train_step(MCSANet& net, FerLoss& loss, torch::optim::Optimizer& optimizer, const torch::Tensor& images,
-                      const torch::Tensor& labels, const torch::Tensor& soft_targets) {
+                      const torch::Tensor& labels, const torch::Tensor& soft_targets, MCSANet* teacher) {
+  torch::Tensor teacher_logits;
+  if (teacher != nullptr && *teacher) {
+    torch::NoGradGuard no_grad;
+    teacher_logits = (*teacher)->forward(images).logits;
+  }
   auto out = net->forward(images);
-  auto parts = loss->forward(out.logits, out.embedding, labels, soft_targets);
+  auto parts = loss->forward(out.logits, out.embedding, labels, soft_targets, teacher_logits);
   optimizer.zero_grad();
   if (loss->centers.grad().defined()) loss->centers.mutable_grad().zero_();
   parts.total.backward();
   optimizer.step();
   loss->update_centers(out.embedding, labels);
-  return {{parts.total.detach(), parts.ce.detach(), parts.center.detach(), parts.separation.detach()},
+  return {{parts.total.detach(), parts.ce.detach(), parts.center.detach(), parts.separation.detach(),
+           parts.distill.detach()},
           out.logits.detach()};
 }
 

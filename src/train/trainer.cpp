@@ -284,6 +284,12 @@ std::vector<TrainOption> make_table() {
   b.number("model.norm_std", "", "Input normalisation standard deviation", field(&T::model, &M::norm_std),
            model_rule("norm_std"));
   b.text("init_from", "--init-from", "Model file to fine-tune from", field(&T::init_from));
+  b.in_identity_when(
+      b.with_rule(b.text("teacher", "--teacher", "Model file to distil from (with --distill-weight)", field(&T::teacher)),
+                  [](const TrainConfig& c) -> std::string {
+                    return c.teacher.empty() == (c.loss.distill_weight == 0) ? "" : "given exactly when loss.distill_weight > 0";
+                  }),
+      [](const TrainConfig& c) { return c.loss.distill_weight > 0; });
 
   b.group("Loss");
   using L = LossConfig;
@@ -296,7 +302,15 @@ std::vector<TrainOption> make_table() {
   b.number("loss.label_smoothing", "--label-smoothing", "Label smoothing", field(&T::loss, &L::label_smoothing),
            in_range(0, 1, false, true));
   b.number("loss.center_alpha", "--center-alpha", "Center update rate", field(&T::loss, &L::center_alpha), in_range(0, 1));
-  // Off, it is no part of a run's identity, so runs recorded before it existed stay the same.
+  // Off, these are no part of a run's identity, so runs recorded before them stay the same.
+  auto distilling = [](const TrainConfig& c) { return c.loss.distill_weight > 0; };
+  b.in_identity_when(b.number("loss.distill_weight", "--distill-weight",
+                              "Weight of distillation from --teacher (the cross-entropy weighs 1 minus it; 0: off)",
+                              field(&T::loss, &L::distill_weight), in_range(0, 1)),
+                     distilling);
+  b.in_identity_when(b.number("loss.distill_temperature", "--distill-temperature", "Softmax temperature of distillation",
+                              field(&T::loss, &L::distill_temperature), above(0)),
+                     distilling);
   b.in_identity_when(b.number("loss.logit_adjust", "--logit-adjust",
                               "Logit adjustment tau: train on logits + tau log(class frequency), so rare classes "
                               "(disgust, fear) are called as readily as common ones (0: off)",
@@ -693,6 +707,7 @@ class Run {
     torch::manual_seed(c_.seed);
     net_ = MCSANet(c_.model);  // initialised on the CPU, so every device starts from the same weights
     if (!c_.init_from.empty()) load_weights(c_.init_from, net_);
+    if (c_.loss.distill_weight > 0) load_teacher();
     loss_ = FerLoss(c_.loss, c_.model.num_classes(), c_.model.embedding_dim());
     if (c_.loss.logit_adjust > 0) {
       const auto prior = (c_.expand_15x ? expanded_ : data_).class_frequencies(train_indices_);
@@ -710,6 +725,24 @@ class Run {
       opt_ = std::make_unique<torch::optim::AdamW>(net_->parameters(),
                                                    torch::optim::AdamWOptions(c_.lr).weight_decay(c_.weight_decay));
     }
+  }
+
+  // The teacher sees the student's batches: it must take the same input the same way.
+  void load_teacher() {
+    auto t = load_model(c_.teacher);
+    const auto& tc = t.net->config();
+    const auto& sc = c_.model;
+    auto refuse = [&](const std::string& what) {
+      throw std::invalid_argument("train: the teacher " + c_.teacher + " " + what);
+    };
+    if (tc.input_size != sc.input_size) {
+      refuse("takes " + std::to_string(tc.input_size) + " px input, the student " + std::to_string(sc.input_size));
+    }
+    if (tc.norm_mean != sc.norm_mean || tc.norm_std != sc.norm_std) refuse("normalises its input differently");
+    if (tc.classes() != sc.classes()) refuse("has other classes than the student");
+    teacher_ = t.net;
+    teacher_->eval();
+    teacher_->to(device_);
   }
 
   void start_fresh() {
@@ -775,7 +808,7 @@ class Run {
           labels = labels.to(device_);
           if (soft.defined()) soft = soft.to(device_);
         }
-        const auto step = train_step(net_, loss_, *opt_, images, labels, soft);
+        const auto step = train_step(net_, loss_, *opt_, images, labels, soft, teacher_ ? &teacher_ : nullptr);
         const auto& parts = step.loss;
         const auto n = labels.size(0);
         seen += n;
@@ -911,6 +944,7 @@ class Run {
   RunSplits splits_;
   std::vector<size_t> train_indices_;  // into data_, or into expanded_
   MCSANet net_{nullptr};
+  MCSANet teacher_{nullptr};  // distillation only: eval mode, on device_
   FerLoss loss_{nullptr};
   std::unique_ptr<torch::optim::Optimizer> opt_;
   int next_epoch_ = 0;
