@@ -121,7 +121,9 @@ LossParts FerLossImpl::forward(const torch::Tensor& logits, const torch::Tensor&
   torch::Tensor z = logits;
   if (config_.logit_adjust > 0) {
     TORCH_CHECK(prior_.defined(), "FerLoss: logit_adjust needs the class prior (set_class_prior)");
-    z = logit_adjusted(logits, prior_, config_.logit_adjust);
+    // logit_adjusted() without its checks: set_class_prior() made them once, and here, every
+    // training step, they would wait for the device.
+    z = logits + config_.logit_adjust * prior_.to(logits.options()).log().unsqueeze(0);
   }
   parts.ce = soft_targets.defined() ? soft_cross_entropy(z, soft_targets)
                                     : cross_entropy(z, labels, config_.label_smoothing);
