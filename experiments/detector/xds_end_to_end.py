@@ -2,6 +2,7 @@
 """End to end on the xds sets (detect, crop with a recipe, classify), with `fervid eval`.
 
     FERVID_DATA=../shared/data python3 experiments/detector/xds_end_to_end.py [--fervid build/fervid]
+        [--model M] [--out DIR] [--recipes NAME ...]
 
 For each set and recipe it runs `fervid eval --format photos --split all` (or `--format folder`
 for the whole image, no detection) and writes eval-<set>-<recipe>/report.json here, then
@@ -40,7 +41,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fervid", default=os.path.join(ROOT, "build", "fervid"))
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "fervid-default.fervid"))
+    ap.add_argument("--out", default=HERE, help="where eval-<set>-<recipe>/ and xds-end-to-end.json go")
+    ap.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=list(RECIPES))
     args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
     data = os.environ.get("FERVID_DATA")
     if not data:
         sys.exit("xds_end_to_end: set FERVID_DATA to the shared datasets (../shared/data)")
@@ -49,8 +53,9 @@ def main():
         folder = os.path.join(data, "xds", name)
         totals = images_per_class(folder)
         results["sets"][name] = {"images": sum(totals.values()), "per_class_images": totals, "recipes": {}}
-        for recipe, flags in RECIPES.items():
-            out = os.path.join(HERE, f"eval-{name}-{recipe}")
+        for recipe in args.recipes:
+            flags = RECIPES[recipe]
+            out = os.path.join(args.out, f"eval-{name}-{recipe}")
             cmd = [args.fervid, "eval", "--model", args.model, "--data", folder, "--split", "all", "--out", out] + flags
             p = subprocess.run(cmd, capture_output=True, text=True)
             if p.returncode != 0:
@@ -73,10 +78,11 @@ def main():
                 "accuracy_on_found": m["accuracy"],
                 "macro_f1_on_found": m["macro_f1"],
             }
-    with open(os.path.join(HERE, "xds-end-to-end.json.tmp"), "w") as f:
+    target = os.path.join(args.out, "xds-end-to-end.json")
+    with open(target + ".tmp", "w") as f:
         json.dump(results, f, indent=2)
         f.write("\n")
-    os.replace(os.path.join(HERE, "xds-end-to-end.json.tmp"), os.path.join(HERE, "xds-end-to-end.json"))
+    os.replace(target + ".tmp", target)
     print("| set | recipe | faces found | accuracy | UAR |")
     print("|---|---|---|---|---|")
     for name, s in results["sets"].items():

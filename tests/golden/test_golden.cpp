@@ -104,8 +104,8 @@ TEST_F(Golden, PredictFindsTheShippedModelWithoutFlags) {
 
 TEST_F(Golden, TheFilesTemperatureScalesTheProbabilities) {
   // The shipped model with temperature 2 written into its header: every crop's probabilities
-  // become softmax(log(p) / 2) of the temperature-1 ones, the
-  // classes stay.
+  // become softmax(log(p) * T0 / 2) of those at the file's own temperature T0 (softmax(l / T0)),
+  // the classes stay.
   const auto dir = fs::temp_directory_path() / ("fervid-golden-t-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const auto hot = (dir / "t2.fervid").string();
@@ -118,9 +118,10 @@ TEST_F(Golden, TheFilesTemperatureScalesTheProbabilities) {
     const cv::Mat img = fervid::read_image((kRoot / c["path"].get<std::string>()).string(), {fervid::ImageColor::kGray});
     const auto p = base.classify(img.ptr<uint8_t>()), q = scaled.classify(img.ptr<uint8_t>());
     EXPECT_EQ(q.label, p.label);
+    const double power = base.temperature() / 2.0;
     double z = 0;
-    for (float v : p.probs) z += std::sqrt(static_cast<double>(v));
-    for (size_t k = 0; k < p.probs.size(); ++k) EXPECT_NEAR(q.probs[k], std::sqrt(p.probs[k]) / z, 1e-4) << k;
+    for (float v : p.probs) z += std::pow(static_cast<double>(v), power);
+    for (size_t k = 0; k < p.probs.size(); ++k) EXPECT_NEAR(q.probs[k], std::pow(p.probs[k], power) / z, 1e-4) << k;
     EXPECT_LT(q.confidence, p.confidence);
   }
   fs::remove_all(dir);
