@@ -4,6 +4,7 @@
 
 #include "fervid/config.h"
 #include "fervid/config_json.h"
+#include "fervid/json_text.h"
 #include "fervid/hash.h"
 #include "fervid/labels.h"
 
@@ -95,4 +96,21 @@ TEST(Hash, Sha256KnownVectors) {
   EXPECT_EQ(fervid::sha256_hex(two_blocks.data(), two_blocks.size()),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
   EXPECT_THROW(fervid::sha256_file("/no/such/file"), std::runtime_error);
+}
+
+// Text that is not UTF-8 is escaped byte by byte (overlongs, surrogates, truncated and stray
+// continuation bytes included); valid UTF-8 passes unchanged; dump_json never throws on it.
+TEST(JsonText, InvalidUtf8IsEscapedValidPassesUnchanged) {
+  using fervid::printable_utf8;
+  EXPECT_EQ(printable_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"), "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
+  EXPECT_EQ(printable_utf8("caf\xE9.png"), "caf\\xE9.png");
+  EXPECT_EQ(printable_utf8("\xC0\xAF"), "\\xC0\\xAF") << "overlong '/'";
+  EXPECT_EQ(printable_utf8("\xED\xA0\x80"), "\\xED\\xA0\\x80") << "a UTF-16 surrogate";
+  EXPECT_EQ(printable_utf8("\xF4\x90\x80\x80"), "\\xF4\\x90\\x80\\x80") << "above U+10FFFF";
+  EXPECT_EQ(printable_utf8("ab\xE2\x82"), "ab\\xE2\\x82") << "cut short";
+  EXPECT_EQ(printable_utf8("\x80x"), "\\x80x");
+  EXPECT_EQ(printable_utf8(std::string("a\0b", 3)), std::string("a\0b", 3));
+  const nlohmann::json j = {{"name", "caf\xE9"}};
+  EXPECT_THROW(j.dump(), nlohmann::json::exception) << "why dump_json exists";
+  EXPECT_EQ(fervid::dump_json(j), "{\"name\":\"caf\xEF\xBF\xBD\"}");
 }

@@ -3,8 +3,11 @@
 #include <zlib.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
@@ -331,6 +334,71 @@ TEST_F(Cache, RoundTripKeyAndErrors) {
   std::string bytes((std::istreambuf_iterator<char>(in)), {});
   write_text(path("cut.fvds"), bytes.substr(0, bytes.size() - 300));
   EXPECT_NE(error_of([&] { load_dataset_cache(path("cut.fvds")); }).find("truncated"), std::string::npos);
+}
+
+// The cache header is validated like a model header: sizes, offsets, dimensions and values
+// out of bounds are a DataError naming the file (never a library exception, never a read past
+// the file), and cached_dataset rebuilds the data instead.
+TEST_F(Cache, ACorruptedHeaderIsRefusedAndTheDataRebuilt) {
+  const auto ds = synthetic(23);
+  save_dataset_cache(path("d.fvds"), ds, "k1");
+  std::ifstream in(path("d.fvds"), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  uint64_t hs = 0;
+  std::memcpy(&hs, bytes.data() + 12, 8);
+  const auto header = nlohmann::json::parse(bytes.substr(20, hs));
+  const std::string data = bytes.substr(20 + hs);
+  auto with = [&](const std::function<void(nlohmann::json&)>& change) {
+    auto h = header;
+    change(h);
+    const std::string text = h.dump();
+    const uint64_t n = text.size();
+    std::string out = bytes.substr(0, 12);
+    out.append(reinterpret_cast<const char*>(&n), 8);
+    return out + text + data;
+  };
+  const std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>> cases = {
+      {"samples beyond the data", [](auto& h) { h["samples"] = uint64_t{1} << 60; }},
+      {"samples negative", [](auto& h) { h["samples"] = -1; }},
+      {"samples a string", [](auto& h) { h["samples"] = "23"; }},
+      {"no samples", [](auto& h) { h.erase("samples"); }},
+      {"zero height", [](auto& h) { h["height"] = 0; }},
+      {"huge width", [](auto& h) { h["width"] = 1 << 30; }},
+      {"255 classes", [](auto& h) { h["num_classes"] = 255; }},
+      {"2 classes: labels out of range", [](auto& h) { h["num_classes"] = 2; }},
+      {"data_bytes past the end", [](auto& h) { h["data_bytes"] = h["data_bytes"].template get<uint64_t>() * 4; }},
+      {"a section outside the file", [](auto& h) { h["sections"]["origins"]["offset"] = uint64_t{1} << 62; }},
+      {"a section longer than the data", [](auto& h) { h["sections"]["origins"]["bytes"] = ~uint64_t{0}; }},
+      {"no section table", [](auto& h) { h["sections"] = 7; }},
+      {"a section missing", [](auto& h) { h["sections"].erase("labels"); }},
+      {"soft targets of the wrong size", [](auto& h) { h["sections"]["soft_targets"]["bytes"] = 12; }},
+      {"not an object", [](auto& h) { h = nlohmann::json::array({1, 2}); }},
+  };
+  for (const auto& [what, change] : cases) {
+    write_text(path("bad.fvds"), with(change));
+    try {
+      load_dataset_cache(path("bad.fvds"));
+      ADD_FAILURE() << what << ": loaded";
+    } catch (const DataError& e) {
+      const std::string m = e.what();
+      EXPECT_EQ(m.rfind(path("bad.fvds"), 0), 0u) << what << ": " << m;
+      EXPECT_EQ(m.find("json"), std::string::npos) << what << ": a library's words: " << m;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << what << ": not a DataError: " << e.what();
+    }
+  }
+  // The same file, untouched but rewritten through the helper, still loads: the cases above
+  // fail for what they change.
+  write_text(path("same.fvds"), with([](auto&) {}));
+  EXPECT_EQ(load_dataset_cache(path("same.fvds")).labels, ds.labels);
+  // A cache that fails is rebuilt, not fatal.
+  std::filesystem::create_directories(path("cache"));
+  write_text(path("cache/k2.fvds"), with([](auto& h) { h["key"] = "k2"; h["samples"] = uint64_t{1} << 60; }));
+  bool hit = true;
+  const auto rebuilt = cached_dataset("k2", [&] { return ds; }, path("cache"), &hit);
+  EXPECT_FALSE(hit);
+  EXPECT_EQ(rebuilt.labels, ds.labels);
+  EXPECT_EQ(load_dataset_cache(path("cache/k2.fvds"), "k2").labels, ds.labels) << "the rebuilt cache replaced it";
 }
 
 TEST_F(Cache, KeyFollowsSourceAndRecipe) {

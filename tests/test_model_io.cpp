@@ -162,6 +162,41 @@ TEST_F(ModelIo, CraftedTensorTablesAreRefusedByName) {
   }
 }
 
+// A file that is not a model is refused after its first bytes, never read whole: a device that
+// never ends (/dev/zero) and a large sparse file with a good preamble and a header claiming a
+// huge data section.
+TEST_F(ModelIo, AFileIsReadNoFurtherThanItsHeaderAllows) {
+  EXPECT_NE(load_error("/dev/zero").find("not a fervid model"), std::string::npos) << load_error("/dev/zero");
+  auto net = small();
+  save_model(path("m.fervid"), net);
+  auto parts = test::ModelFileBytes::read(path("m.fervid"));
+  parts.header["data_bytes"] = uint64_t{1} << 40;  // a terabyte
+  const auto file = path("huge.fervid");
+  write(file, parts.bytes());
+  fs::resize_file(file, uint64_t{3} << 30);  // 3 GB, sparse: reading it whole would take them
+  const auto msg = load_error(file);
+  EXPECT_NE(msg.find("data section of 1099511627776 bytes"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(file), std::string::npos) << msg;
+  EXPECT_THROW(load_model_from_bytes(std::string(64, '\0'), "<bytes>"), ModelFileError);
+  EXPECT_NO_THROW(load_model_from_bytes(bytes_of(path("m.fervid")), "<bytes>"));
+}
+
+// Weights that are NaN or infinite (a diverged run) are refused by name, not served as "-nan%".
+TEST_F(ModelIo, NonFiniteWeightsAreRefusedNamingTheTensor) {
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    auto net = small();
+    {
+      torch::NoGradGuard no_grad;
+      net->parameters().front().view(-1)[0] = bad;
+    }
+    save_model(path("bad.fervid"), net);
+    const auto msg = load_error(path("bad.fervid"));
+    EXPECT_NE(msg.find("holds NaN or infinite values"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("tensor '"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("bad.fervid"), std::string::npos) << msg;
+  }
+}
+
 TEST_F(ModelIo, ConfigIsReadFromTheHeaderAlone) {
   auto net = small(Variant::kMsa);
   save_model(path("m.fervid"), net, {{"command", "fervid train ..."}});

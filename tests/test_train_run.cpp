@@ -1,12 +1,16 @@
 // What a library caller of train() and run_ablation() gets besides the weights: the temperature
 // fitted on the validation split at the end of a run (none on a test split), the curves, and
 // ablation arms reused only when their configuration is the same. Small runs on synthetic data.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "fervid/ablation.h"
 #include "fervid/data_source.h"
@@ -77,6 +81,131 @@ TEST_F(TrainRunLibrary, TheEndOfARunCalibratesBestOnItsValidationSplit) {
 #ifdef FERVID_WITH_OPENCV
   EXPECT_TRUE(fs::exists(fs::path(c.run_dir) / "curves.png")) << "train() draws the curves itself";
 #endif
+}
+
+// A learning rate that blows up (the step schedule multiplies it by 1e32 after epoch 1; weight
+// decay then overflows the weights to infinity in two steps) makes the loss NaN in epoch 2: the
+// run stops with an error that says so, and what is on disk is epoch 1's, loadable and finite.
+TEST_F(TrainRunLibrary, ADivergedRunStopsAndKeepsItsLastGoodEpoch) {
+  auto c = small_run("diverges");
+  c.batch_size = 2;  // 7 steps an epoch
+  c.schedule = "step";
+  c.step_every = 1;
+  c.step_gamma = 1e32;
+  try {
+    train(c);
+    FAIL() << "a run whose learning rate is 2e30 trained to its end";
+  } catch (const TrainingDiverged& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("diverged"), std::string::npos) << m;
+    EXPECT_NE(m.find("at epoch 2"), std::string::npos) << m;
+    EXPECT_NE(m.find("checkpoint-0"), std::string::npos) << m;
+    EXPECT_NE(m.find("--lr"), std::string::npos) << m;
+  }
+  const auto pointer = read_json(fs::path(c.run_dir) / "checkpoint.json");
+  EXPECT_EQ(pointer.at("epoch"), 0);
+  for (const char* f : {"best.fervid", "last.fervid", "checkpoint-0/model.fervid"}) {
+    EXPECT_NO_THROW(load_model(c.run_dir + "/" + f)) << f << " is epoch 1's, with finite weights";
+  }
+  std::ifstream lines(fs::path(c.run_dir) / "metrics.jsonl");
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) ++n;
+  EXPECT_EQ(n, 1) << "the diverged epoch is not recorded";
+  // A schedule that takes the rate past float's range is refused before any work.
+  c.run_dir = path("beyond-float");
+  c.epochs = 3;  // epoch 3: 2e62
+  try {
+    train(c);
+    FAIL() << "a learning rate of 2e62 was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("at epoch 3"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(c.run_dir)) << "nothing written";
+}
+
+// Every file of a checkpoint is checked against the sha256 it was written with: a flipped byte
+// or a truncation is named on resume, not resumed from or reported as a libtorch trace.
+TEST_F(TrainRunLibrary, ACheckpointFileThatChangedIsNamedOnResume) {
+  const auto c = small_run("run");
+  train(c);
+  const auto pointer = read_json(fs::path(c.run_dir) / "checkpoint.json");
+  const fs::path dir = fs::path(c.run_dir) / pointer.at("dir").get<std::string>();
+  EXPECT_NO_THROW(resume_training(c.run_dir)) << "an intact checkpoint resumes (here: a finished run, nothing to do)";
+  for (const char* f : {"optimizer.pt", "loss.pt", "model.fervid"}) {
+    const fs::path p = dir / f;
+    std::string bytes;
+    {
+      std::ifstream in(p, std::ios::binary);
+      bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    ASSERT_GT(bytes.size(), 64u) << p;
+    for (const bool truncate : {false, true}) {
+      std::string changed = bytes;
+      if (truncate) {
+        changed.resize(changed.size() / 2);
+      } else {
+        changed[changed.size() / 2] = static_cast<char>(changed[changed.size() / 2] ^ 0x10);
+      }
+      std::ofstream(p, std::ios::binary | std::ios::trunc) << changed;
+      try {
+        resume_training(c.run_dir);
+        ADD_FAILURE() << p << (truncate ? " truncated" : " with a flipped bit") << " was resumed from";
+      } catch (const std::exception& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find(p.string()), std::string::npos) << m;
+        EXPECT_NE(m.find("sha256"), std::string::npos) << m;
+      }
+    }
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
+  }
+  fs::remove(dir / "loss.pt");
+  try {
+    resume_training(c.run_dir);
+    ADD_FAILURE() << "a checkpoint without loss.pt was resumed from";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("loss.pt is missing"), std::string::npos) << e.what();
+  }
+}
+
+// A run folder is locked while it trains: a second process resuming it is refused.
+TEST_F(TrainRunLibrary, ARunFolderInUseIsNotResumedTwice) {
+  const auto c = small_run("run");
+  train(c);
+  // Another fervid holds the run (flock locks are per open file, so this descriptor counts as one).
+  const int fd = ::open((c.run_dir + "/run.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  try {
+    resume_training(c.run_dir);
+    ADD_FAILURE() << "a locked run was resumed";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("is in use by another fervid"), std::string::npos) << e.what();
+  }
+  ::close(fd);
+  EXPECT_NO_THROW(resume_training(c.run_dir)) << "the lock ends with its holder";
+}
+
+// --out never writes a run into a folder of other files, nor over a file.
+TEST_F(TrainRunLibrary, OutRefusesAFolderThatIsNotARun) {
+  auto c = small_run("photos");
+  fs::create_directories(c.run_dir);
+  std::ofstream(c.run_dir + "/holiday.jpg") << "not touched";
+  try {
+    train(c);
+    ADD_FAILURE() << "a run was written into a folder of other files";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("is a folder of other files (e.g. 'holiday.jpg'), not a run"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(c.run_dir + "/config.json"));
+  c.run_dir = path("file");
+  std::ofstream(c.run_dir) << "x";
+  EXPECT_THROW(train(c), std::invalid_argument);
+  c.run_dir = path("empty");
+  fs::create_directories(c.run_dir);
+  EXPECT_NO_THROW(train(c)) << "an empty folder is fine";
 }
 
 TEST_F(TrainRunLibrary, ARunWithLogitAdjustmentTrainsAndRecordsTau) {

@@ -46,7 +46,11 @@ std::string default_cache_dir();
 void save_dataset_cache(const std::string& path, const Dataset& ds, const std::string& key);
 // Throws DataError (naming the file) when it is missing, foreign, truncated, of another
 // version, or was made for another key (pass "" to accept any key).
+// Every size, offset and value of the header is checked against the file first.
 Dataset load_dataset_cache(const std::string& path, const std::string& expected_key = "");
+// The same from a cache file's bytes (`path` names it in messages): the fuzzer's entry point.
+Dataset parse_dataset_cache(const char* bytes, size_t size, const std::string& path,
+                            const std::string& expected_key = "");
 
 // The dataset for `key`: from `dir`/<key>.fvds when present and valid, else built by `build`
 // and saved there (a cache that cannot be written is reported on stderr, not fatal).

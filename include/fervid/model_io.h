@@ -62,7 +62,12 @@ struct LoadedModel {
 // Writes version kModelFormatVersion with `recipe` (validated: std::invalid_argument naming the field).
 void save_model(const std::string& path, MCSANet& net, const nlohmann::json& metadata = {},
                 const FaceRecipe& recipe = FaceRecipe{}, const Calibration& calibration = {});
+// Refuses, with a ModelFileError naming the file: a file that is not a model (after its first
+// 8 bytes, never read whole), a truncated or corrupted one, and weights that are NaN or infinite.
 LoadedModel load_model(const std::string& path);
+// The same from a model file's bytes (`name` stands for the file in messages): for callers that
+// hold the bytes already, and the fuzzer.
+LoadedModel load_model_from_bytes(std::string bytes, const std::string& name);
 // Loads the weights of `path` into an existing network, refusing a file whose architecture
 // differs: the message names the first differing field and both values.
 nlohmann::json load_weights(const std::string& path, MCSANet& net);

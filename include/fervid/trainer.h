@@ -139,6 +139,13 @@ struct TrainResult {
   Calibration calibration;
 };
 
+// The loss or the validation loss of a run became NaN or infinite (a learning rate too high, a
+// loss weight too large). Thrown before anything of that epoch is written: the run's last
+// checkpoint, best.fervid and last.fervid are those of its last good epoch.
+struct TrainingDiverged : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 struct TrainCallbacks {
   // During an epoch, after every batch: (epoch, batch (1-based), batches, running loss, running
   // accuracy, images/s, seconds left in the run).
@@ -147,7 +154,9 @@ struct TrainCallbacks {
   std::function<void(const std::string&, const std::vector<EpochMetrics>&)> epoch_end;
 };
 
-// Starts a new run in config.run_dir (which must not hold a run yet) and trains it. At its end
+// Starts a new run in config.run_dir (new, empty, or a run that never reached its first
+// checkpoint; a folder of other files is refused) and trains it. A run folder is locked while
+// it trains: a second train or resume of it is refused (std::invalid_argument). At its end
 // (the last epoch, or the minutes budget), unless it validates on a test split, the softmax
 // temperature of best.fervid is fitted on the validation samples (evaluate.h's
 // calibrate_temperature) and best.fervid rewritten with it; calibration.json records the fit.

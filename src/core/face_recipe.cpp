@@ -1,5 +1,7 @@
 #include "fervid/face_recipe.h"
 
+#include "fervid/json_text.h"
+
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -121,6 +123,7 @@ std::string choices_text(const std::vector<std::string>& choices) {
 }
 
 bool RecipeRange::contains(double v) const {
+  if (!std::isfinite(v)) return false;  // "inf" and "nan" parse as numbers; no option means them
   if (zero && v == 0) return true;
   return (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
 }
@@ -192,7 +195,7 @@ void RecipeOption::copy(const FaceRecipe& from, FaceRecipe& to) const {
 }
 
 void RecipeOption::set(FaceRecipe& r, const json& v, const std::string& where) const {
-  const std::string got = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  const std::string got = dump_json(v);
   if (auto m = std::get_if<std::string FaceRecipe::*>(&field)) {
     if (!v.is_string()) refuse(*this, where, got);
     const auto s = v.get<std::string>();

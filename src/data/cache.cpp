@@ -7,12 +7,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <type_traits>
 
 #include "fervid/atomic_file.h"
 #include "fervid/hash.h"
@@ -201,10 +203,28 @@ void save_dataset_cache(const std::string& path, const Dataset& ds, const std::s
   });
 }
 
-Dataset load_dataset_cache(const std::string& path, const std::string& expected_key) {
-  MappedFile f(path);
-  const char* b = f.data();
-  if (f.size() < kPreamble || std::memcmp(b, kMagic, 8) != 0) throw DataError(path + ": not a fervid dataset cache");
+namespace {
+
+// The cache's header is trusted no more than a model file's: every size and offset is checked
+// against the file before anything is copied, and a header that is not what this build writes
+// is a DataError (the cache is rebuilt), never a library's exception.
+constexpr int kMaxCacheSide = 4096;
+constexpr int kMaxCacheClasses = 64;
+
+template <typename T>
+T header_number(const json& header, const char* field, const std::string& path) {
+  const auto it = header.find(field);
+  // The parser stores a non-negative integer as unsigned: an unsigned field refuses the others.
+  if (it == header.end() || !it->is_number_integer() || (std::is_unsigned_v<T> && !it->is_number_unsigned())) {
+    throw DataError(path + ": corrupted cache header: field '" + field + "' is missing or not a whole number");
+  }
+  return it->get<T>();
+}
+
+}  // namespace
+
+Dataset parse_dataset_cache(const char* b, size_t size, const std::string& path, const std::string& expected_key) {
+  if (size < kPreamble || std::memcmp(b, kMagic, 8) != 0) throw DataError(path + ": not a fervid dataset cache");
   uint32_t version;
   uint64_t hs;
   std::memcpy(&version, b + 8, 4);
@@ -213,35 +233,65 @@ Dataset load_dataset_cache(const std::string& path, const std::string& expected_
     throw DataError(path + ": cache format version " + std::to_string(version) + ", this build reads " +
                     std::to_string(kCacheFormatVersion));
   }
-  if (hs > f.size() - kPreamble) throw DataError(path + ": truncated cache header");
+  if (hs > size - kPreamble) throw DataError(path + ": truncated cache header");
   json header;
   try {
     header = json::parse(b + kPreamble, b + kPreamble + hs);
-  } catch (const json::exception& e) {
-    throw DataError(path + ": corrupted cache header: " + e.what());
+  } catch (const json::exception&) {
+    throw DataError(path + ": corrupted cache header (not JSON)");
   }
-  const std::string key = header.value("key", "");
+  if (!header.is_object()) throw DataError(path + ": corrupted cache header (not a JSON object)");
+  const auto key_it = header.find("key");
+  const std::string key = key_it != header.end() && key_it->is_string() ? key_it->get<std::string>() : "";
   if (!expected_key.empty() && key != expected_key) {
     throw DataError(path + ": cache key " + key + " does not match " + expected_key);
   }
   const size_t data_start = kPreamble + hs;
-  if (f.size() < data_start + header.at("data_bytes").get<size_t>()) throw DataError(path + ": truncated cache");
+  const auto data_bytes = header_number<uint64_t>(header, "data_bytes", path);
+  if (data_bytes > size - data_start) throw DataError(path + ": truncated cache");
   Dataset ds;
-  const size_t n = header.at("samples").get<size_t>();
-  ds.height = header.at("height").get<int>();
-  ds.width = header.at("width").get<int>();
-  ds.num_classes = header.at("num_classes").get<int>();
-  auto section = [&](const char* name, size_t expected) -> const char* {
-    const auto& s = header.at("sections").at(name);
-    const auto bytes = s.at("bytes").get<size_t>();
+  const auto n = header_number<uint64_t>(header, "samples", path);
+  const auto h = header_number<int64_t>(header, "height", path), w = header_number<int64_t>(header, "width", path);
+  const auto k = header_number<int64_t>(header, "num_classes", path);
+  if (h < 1 || h > kMaxCacheSide || w < 1 || w > kMaxCacheSide || k < 1 || k > kMaxCacheClasses) {
+    throw DataError(path + ": corrupted cache header: images of " + std::to_string(w) + "x" + std::to_string(h) +
+                    " with " + std::to_string(k) + " classes");
+  }
+  ds.height = static_cast<int>(h);
+  ds.width = static_cast<int>(w);
+  ds.num_classes = static_cast<int>(k);
+  // Every sample has at least its pixels in the data section: this bounds n before any product.
+  if (n > data_bytes / ds.image_bytes()) {
+    throw DataError(path + ": corrupted cache header: " + std::to_string(n) + " samples do not fit in " +
+                    std::to_string(data_bytes) + " bytes");
+  }
+  const auto sections = header.find("sections");
+  if (sections == header.end() || !sections->is_object()) {
+    throw DataError(path + ": corrupted cache header: no section table");
+  }
+  // A section's bytes, checked to lie inside the data section (and to be `expected` long when
+  // that is known).
+  auto section = [&](const char* name, size_t expected, size_t* length = nullptr) -> const char* {
+    const auto it = sections->find(name);
+    if (it == sections->end() || !it->is_object()) {
+      throw DataError(path + ": corrupted cache header: section '" + std::string(name) + "' missing");
+    }
+    const auto offset = header_number<uint64_t>(*it, "offset", path), bytes = header_number<uint64_t>(*it, "bytes", path);
+    if (offset > data_bytes || bytes > data_bytes - offset) {
+      throw DataError(path + ": corrupted cache header: section '" + std::string(name) + "' lies outside the file");
+    }
     if (expected != SIZE_MAX && bytes != expected) throw DataError(path + ": cache section " + name + " has the wrong size");
-    return b + data_start + s.at("offset").get<size_t>();
+    if (length) *length = bytes;
+    return b + data_start + offset;
   };
   const size_t pixel_bytes = n * ds.image_bytes();
   const char* px = section("pixels", pixel_bytes);
   ds.pixels.assign(reinterpret_cast<const uint8_t*>(px), reinterpret_cast<const uint8_t*>(px) + pixel_bytes);
   const char* lb = section("labels", n);
   ds.labels.assign(reinterpret_cast<const int8_t*>(lb), reinterpret_cast<const int8_t*>(lb) + n);
+  for (const int8_t l : ds.labels) {
+    if (l < -1 || l >= ds.num_classes) throw DataError(path + ": corrupted label value " + std::to_string(l) + " in cache");
+  }
   const char* sp = section("splits", n);
   ds.splits.resize(n);
   for (size_t i = 0; i < n; ++i) {
@@ -251,23 +301,35 @@ Dataset load_dataset_cache(const std::string& path, const std::string& expected_
   }
   ds.subjects.resize(n);
   std::memcpy(ds.subjects.data(), section("subjects", n * sizeof(int32_t)), n * sizeof(int32_t));
-  const size_t soft_bytes = header.at("sections").at("soft_targets").at("bytes").get<size_t>();
+  size_t soft_bytes = 0;
+  const char* soft = section("soft_targets", SIZE_MAX, &soft_bytes);
   if (soft_bytes > 0) {
     ds.soft_targets.resize(n * static_cast<size_t>(ds.num_classes));
-    std::memcpy(ds.soft_targets.data(), section("soft_targets", ds.soft_targets.size() * sizeof(float)), soft_bytes);
+    if (soft_bytes != ds.soft_targets.size() * sizeof(float)) {
+      throw DataError(path + ": cache section soft_targets has the wrong size");
+    }
+    std::memcpy(ds.soft_targets.data(), soft, soft_bytes);
+    for (const float v : ds.soft_targets) {
+      if (!std::isfinite(v) || v < 0.0f) throw DataError(path + ": corrupted soft target in cache");
+    }
   }
-  const auto obytes = header.at("sections").at("origins").at("bytes").get<size_t>();
-  const char* o = section("origins", SIZE_MAX);
+  size_t obytes = 0;
+  const char* o = section("origins", SIZE_MAX, &obytes);
   ds.origins.reserve(n);
   size_t start = 0;
-  for (size_t i = 0; i < obytes; ++i) {
+  for (size_t i = 0; i < obytes && ds.origins.size() <= n; ++i) {
     if (o[i] == '\n') {
       ds.origins.emplace_back(o + start, i - start);
       start = i + 1;
     }
   }
-  if (ds.origins.size() != n) throw DataError(path + ": corrupted origins section in cache");
+  if (ds.origins.size() != n || start != obytes) throw DataError(path + ": corrupted origins section in cache");
   return ds;
+}
+
+Dataset load_dataset_cache(const std::string& path, const std::string& expected_key) {
+  MappedFile f(path);
+  return parse_dataset_cache(f.data(), f.size(), path, expected_key);
 }
 
 Dataset cached_dataset(const std::string& key, const std::function<Dataset()>& build, const std::string& dir, bool* hit) {

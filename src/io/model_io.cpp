@@ -18,6 +18,7 @@ using nlohmann::json;
 constexpr char kMagic[8] = {'F', 'E', 'R', 'V', 'I', 'D', 'M', 'F'};
 constexpr size_t kPreambleSize = sizeof(kMagic) + 4 + 8;  // magic, version u32, header size u64
 constexpr uint64_t kMaxHeader = 64u << 20;
+constexpr uint64_t kMaxData = uint64_t{2} << 30;  // 2 GiB: VGG16 at full width is about 60 MB
 
 uint64_t fnv1a(const char* data, size_t n, uint64_t h = 1469598103934665603ull) {
   for (size_t i = 0; i < n; ++i) {
@@ -101,16 +102,8 @@ std::string compose(const json& header, int version, const char* data, size_t da
   return bytes;
 }
 
-Parsed read_and_verify(const std::string& path) {
-  if (!little_endian()) throw ModelFileError("model files are little-endian; this host is not");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ModelFileError("model file " + path + ": cannot open (" + std::strerror(errno) + ")");
-  Parsed p;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  p.bytes = ss.str();
-  const auto& b = p.bytes;
-  const std::string where = "model file " + path + ": ";
+// The preamble's checks (magic, version, header size): the header size, or a named error.
+uint64_t check_preamble(const std::string& b, const std::string& where) {
   if (b.size() < sizeof(kMagic) || std::memcmp(b.data(), kMagic, sizeof(kMagic)) != 0) {
     throw ModelFileError(where + "not a fervid model (bad magic tag)");
   }
@@ -120,9 +113,52 @@ Parsed read_and_verify(const std::string& path) {
     throw ModelFileError(where + "unsupported format version " + std::to_string(version) + " (this build reads versions " +
                          std::to_string(kOldestModelFormatVersion) + " to " + std::to_string(kModelFormatVersion) + ")");
   }
-  p.version = static_cast<int>(version);
   const auto header_size = get<uint64_t>(b, sizeof(kMagic) + 4);
   if (header_size > kMaxHeader) throw ModelFileError(where + "corrupted header size " + std::to_string(header_size));
+  return header_size;
+}
+
+// Appends up to n more bytes of `in` to b.
+void read_more(std::istream& in, std::string& b, uint64_t n) {
+  const size_t at = b.size();
+  b.resize(at + n);
+  in.read(b.data() + at, static_cast<std::streamsize>(n));
+  b.resize(at + static_cast<size_t>(in.gcount()));
+}
+
+// The file's bytes, read no further than its own header says it reaches (plus one byte, to tell
+// trailing bytes): a file that is not a model (/dev/zero, a sparse 3 GB file) is refused after
+// its first bytes, never read whole.
+std::string read_model_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ModelFileError("model file " + path + ": cannot open (" + std::strerror(errno) + ")");
+  const std::string where = "model file " + path + ": ";
+  std::string b;
+  read_more(in, b, kPreambleSize);
+  const uint64_t header_size = check_preamble(b, where);
+  read_more(in, b, header_size + 8);  // the header and its checksum
+  if (b.size() < kPreambleSize + header_size) return b;  // parse_model names the truncation
+  uint64_t data_size = 0;
+  try {
+    data_size = json::parse(b.begin() + kPreambleSize, b.begin() + static_cast<std::ptrdiff_t>(kPreambleSize + header_size))
+                    .at("data_bytes")
+                    .get<uint64_t>();
+  } catch (const json::exception&) {
+    return b;  // parse_model names what is wrong with the header
+  }
+  if (data_size > kMaxData) return b;  // parse_model refuses it, nothing more read
+  read_more(in, b, data_size + 8 + 1);  // the data, its checksum, and one byte too many
+  return b;
+}
+
+Parsed parse_model(std::string bytes, const std::string& path) {
+  if (!little_endian()) throw ModelFileError("model files are little-endian; this host is not");
+  Parsed p;
+  p.bytes = std::move(bytes);
+  const auto& b = p.bytes;
+  const std::string where = "model file " + path + ": ";
+  const auto header_size = check_preamble(b, where);
+  p.version = static_cast<int>(get<uint32_t>(b, sizeof(kMagic)));
   if (b.size() < kPreambleSize + header_size + 8) {
     throw ModelFileError(where + "truncated (" + std::to_string(b.size()) + " bytes, header alone needs " +
                          std::to_string(kPreambleSize + header_size + 8) + ")");
@@ -138,6 +174,10 @@ Parsed read_and_verify(const std::string& path) {
     data_size = p.header.at("data_bytes").get<uint64_t>();
   } catch (const json::exception& e) {
     throw ModelFileError(where + "header lacks field 'data_bytes'");
+  }
+  if (data_size > kMaxData) {
+    throw ModelFileError(where + "corrupted header: data section of " + std::to_string(data_size) +
+                         " bytes (the limit is " + std::to_string(kMaxData) + ")");
   }
   const uint64_t expected = p.data_start + data_size + 8;
   if (b.size() < expected) {
@@ -157,6 +197,8 @@ Parsed read_and_verify(const std::string& path) {
   }
   return p;
 }
+
+Parsed read_and_verify(const std::string& path) { return parse_model(read_model_bytes(path), path); }
 
 ModelConfig header_config(const Parsed& p, const std::string& path) {
   try {
@@ -212,6 +254,9 @@ void copy_weights(const Parsed& p, const std::string& path, MCSANet& net) {
       auto src = torch::from_blob(const_cast<char*>(p.bytes.data() + p.data_start + offset), shape,
                                   torch::TensorOptions().dtype(dtype));
       tensor.copy_(src);  // copies (and converts dtype); the file buffer is not kept
+      if (tensor.is_floating_point() && !torch::isfinite(tensor).all().item<bool>()) {
+        throw ModelFileError(what + "holds NaN or infinite values (a diverged training run?)");
+      }
     }
   } catch (const json::exception& e) {
     throw ModelFileError(where + "malformed tensor table in the header (" + e.what() + ")");
@@ -308,8 +353,10 @@ void save_model(const std::string& path, MCSANet& net, const json& metadata, con
   }
 }
 
-LoadedModel load_model(const std::string& path) {
-  const auto p = read_and_verify(path);
+LoadedModel load_model(const std::string& path) { return load_model_from_bytes(read_model_bytes(path), path); }
+
+LoadedModel load_model_from_bytes(std::string bytes, const std::string& path) {
+  const auto p = parse_model(std::move(bytes), path);
   LoadedModel m;
   m.net = MCSANet(header_config(p, path));
   copy_weights(p, path, m.net);

@@ -24,6 +24,7 @@
 #include "fervid/config_json.h"
 #include "fervid/hash.h"
 #include "fervid/image_io.h"
+#include "fervid/json_text.h"
 #include "page_html.h"  // kPageHtml, generated from page.html at configure time
 
 namespace fervid {
@@ -44,7 +45,7 @@ struct HttpError : std::runtime_error {
 };
 
 // Strings from requests (a multipart file name, a header) may be any bytes: never let a dump throw.
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& j) { return dump_json(j); }
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;

@@ -14,6 +14,7 @@
 #include "fervid/crossval.h"
 #include "fervid/data_source.h"
 #include "fervid/hash.h"
+#include "fervid/json_text.h"
 #include "fervid/model_io.h"
 #include "fervid/splits.h"
 #include "fervid/train_options.h"
@@ -285,7 +286,7 @@ AblationReport run_ablation(const AblationOptions& options, const std::vector<Ab
       auto j = to_json(row, names);
       j["identity"] = identity;
       j["identity_sha256"] = hash;
-      write_file_atomically(result.string(), j.dump(2) + "\n");
+      write_file_atomically(result.string(), dump_json(j, 2) + "\n");
     }
     rows.push_back(row);
     hashes.push_back(hash);
@@ -306,7 +307,7 @@ AblationReport run_ablation(const AblationOptions& options, const std::vector<Ab
                       {"rows", nlohmann::json::array()}};
   for (const auto& r : rows) j["rows"].push_back(to_json(r, names));
   const fs::path out(out_dir);
-  write_file_atomically((out / "ablation.json").string(), j.dump(2) + "\n");
+  write_file_atomically((out / "ablation.json").string(), dump_json(j, 2) + "\n");
   write_file_atomically((out / "ablation.md").string(), report.markdown);
   report.files = {(out / "ablation.json").string(), (out / "ablation.md").string()};
 #ifdef FERVID_WITH_OPENCV

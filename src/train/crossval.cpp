@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "fervid/atomic_file.h"
+#include "fervid/json_text.h"
 #include "fervid/train_step.h"
 #ifdef FERVID_WITH_OPENCV
 #include "fervid/plot.h"
@@ -89,7 +90,7 @@ CvReport run_cv(const TrainConfig& base, const std::string& protocols, const std
     bars.push_back("random 9:1");
     accuracies.push_back(report.random->mean);
   }
-  write_file_atomically((out / "cv.json").string(), j.dump(2) + "\n");
+  write_file_atomically((out / "cv.json").string(), dump_json(j, 2) + "\n");
   report.files.push_back((out / "cv.json").string());
 #ifdef FERVID_WITH_OPENCV
   write_bar_chart((out / "cv.png").string(), "cv: " + std::filesystem::path(base.data).filename().string(), bars,

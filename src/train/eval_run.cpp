@@ -10,6 +10,7 @@
 #include "fervid/config_json.h"
 #include "fervid/data_source.h"
 #include "fervid/hash.h"
+#include "fervid/json_text.h"
 #include "fervid/labels.h"
 #include "fervid/model_io.h"
 #include "fervid/splits.h"
@@ -140,7 +141,7 @@ EvalRun run_eval(const EvalRequest& r) {
     run.report["end_to_end"] = to_json(*run.end_to_end);
   }
   const std::string report_path = run.out + "/report.json";
-  write_file_atomically(report_path, run.report.dump(2) + "\n");
+  write_file_atomically(report_path, dump_json(run.report, 2) + "\n");
   run.files.push_back(report_path);
 #ifdef FERVID_WITH_OPENCV
   const std::string title = fmt::format("{} {} tta={}", std::filesystem::path(r.model).filename().string(), run.protocol, tta);

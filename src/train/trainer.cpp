@@ -1,6 +1,9 @@
 #include "fervid/trainer.h"
 
 #include <ATen/Context.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <torch/optim.h>
 #include <torch/serialize.h>
 
@@ -12,11 +15,14 @@
 #include <fstream>
 #include <limits>
 #include <set>
+#include <sstream>
 #include <type_traits>
 
 #include "fervid/atomic_file.h"
 #include "fervid/augment.h"
 #include "fervid/evaluate.h"
+#include "fervid/hash.h"
+#include "fervid/json_text.h"
 #include "fervid/loader.h"
 #include "fervid/model.h"
 #include "fervid/model_io.h"
@@ -421,7 +427,7 @@ void TrainOption::store(TrainConfig& c, const json& value, const std::string& wh
 }
 
 void TrainOption::set(TrainConfig& c, const json& value, const std::string& where) const {
-  store(c, value, where, value.dump(-1, ' ', false, json::error_handler_t::replace));
+  store(c, value, where, dump_json(value));
 }
 
 void TrainOption::set_text(TrainConfig& c, const std::string& text, const std::string& where) const {
@@ -441,7 +447,7 @@ void TrainOption::check(const TrainConfig& c, const std::string& where, const st
   const std::string broken = rule_ ? rule_(c) : "";
   if (broken.empty()) return;
   throw std::invalid_argument(where + " must be " + broken + ", got " +
-                              (got.empty() ? get(c).dump(-1, ' ', false, json::error_handler_t::replace) : got));
+                              (got.empty() ? dump_json(get(c)) : got));
 }
 
 bool TrainOption::in_identity(const TrainConfig& c) const { return !identity_ || identity_(c); }
@@ -680,13 +686,57 @@ std::pair<double, double> evaluate_split(MCSANet& net, const Dataset& ds, const 
   return {loss, accuracy};
 }
 
-void write_json_atomically(const std::string& path, const json& j) { write_file_atomically(path, j.dump(2) + "\n"); }
+void write_json_atomically(const std::string& path, const json& j) { write_file_atomically(path, dump_json(j, 2) + "\n"); }
+
+// An exclusive lock on a run folder (flock on its run.lock), held while a run trains: two
+// processes resuming one run would overwrite each other's checkpoints. The kernel releases it
+// when the process ends, however it ends.
+class RunLock {
+ public:
+  RunLock() = default;
+  explicit RunLock(const std::string& run_dir) {
+    const std::string path = run_dir + "/run.lock";
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw std::runtime_error("train: cannot create " + path + " (" + std::strerror(errno) + ")");
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+      throw std::invalid_argument("train: " + run_dir +
+                                  " is in use by another fervid (training or resuming it): wait for it to end, "
+                                  "or use another --out");
+    }
+  }
+  ~RunLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RunLock(RunLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  RunLock& operator=(RunLock&& o) noexcept {
+    std::swap(fd_, o.fd_);
+    return *this;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// The files of a checkpoint folder, each with its sha256 in checkpoint.json.
+constexpr const char* kCheckpointFiles[] = {"model.fervid", "optimizer.pt", "loss.pt"};
 
 // One training run: the state that a checkpoint holds.
 class Run {
  public:
   Run(TrainConfig config, std::string command) : c_(std::move(config)), command_(std::move(command)) {
     validate_train_config(c_);
+    // The optimizer takes the learning rate as a float: a schedule that grows it past float's
+    // range (--step-gamma, --lr-decay above 1) is refused before any work, not met mid-run.
+    for (int e = 0; e < c_.epochs; ++e) {
+      const double lr = lr_at(c_, e);
+      if (!(lr <= std::numeric_limits<float>::max())) {
+        throw std::invalid_argument("train: the schedule takes the learning rate to " + fmt_number(lr) + " at epoch " +
+                                    std::to_string(e + 1) + " (--lr, --schedule, --step-gamma, --lr-decay): beyond "
+                                    "what the optimizer can apply");
+      }
+    }
     device_ = resolve_device(c_.device);  // before any work: a missing GPU fails here
     configure_runtime(c_.threads);
     // The model's face recipe: the source's recipe flags over FaceRecipe{}. Photos and CK+ are
@@ -747,22 +797,67 @@ class Run {
 
   void start_fresh() {
     std::error_code ec;
-    if (fs::exists(fs::path(c_.run_dir) / "checkpoint.json", ec)) {
+    const fs::path dir(c_.run_dir);
+    if (fs::exists(dir / "checkpoint.json", ec)) {
       throw std::invalid_argument("train: " + c_.run_dir + " already holds a run; use --resume " + c_.run_dir +
                                   " or another --out");
     }
+    if (fs::exists(dir, ec) && !fs::is_directory(dir, ec)) {
+      throw std::invalid_argument("train: --out " + c_.run_dir + " is a file, not a folder");
+    }
+    // A folder of other files is not written into (a typo must not mix a run into a photo
+    // folder); a run that never reached its first checkpoint (config.json, no checkpoint) is.
+    if (fs::is_directory(dir, ec) && !fs::is_empty(dir, ec) && !fs::exists(dir / "config.json", ec)) {
+      std::string example;
+      for (const auto& e : fs::directory_iterator(dir, ec)) {
+        example = e.path().filename().string();
+        break;
+      }
+      throw std::invalid_argument("train: --out " + c_.run_dir + " is a folder of other files (e.g. '" + example +
+                                  "'), not a run: give a new or empty folder");
+    }
     fs::create_directories(c_.run_dir);
+    lock_ = RunLock(c_.run_dir);
     write_json_atomically(c_.run_dir + "/config.json", to_json(c_));
     write_file_atomically(c_.run_dir + "/command.txt", command_ + "\n");
   }
 
+  // Before anything of a resumed run is read or written.
+  void lock() { lock_ = RunLock(c_.run_dir); }
+
   void restore() {
-    const auto pointer = read_json(c_.run_dir + "/checkpoint.json");
+    const std::string pointer_path = c_.run_dir + "/checkpoint.json";
+    const auto pointer = read_json(pointer_path);
     const std::string dir = c_.run_dir + "/" + pointer.at("dir").get<std::string>();
+    // Every file against the sha256 the checkpoint was written with: a flipped bit in the
+    // optimizer state would resume silently with another loss.
+    if (!pointer.contains("sha256")) {
+      throw std::runtime_error("resume: " + pointer_path +
+                               " lists no checksums (a checkpoint of a build before 2026-12-04): it cannot be verified");
+    }
+    for (const char* f : kCheckpointFiles) {
+      const std::string path = dir + "/" + f;
+      std::error_code ec;
+      if (!fs::exists(path, ec)) throw std::runtime_error("resume: checkpoint file " + path + " is missing");
+      const auto want = pointer.at("sha256").value(f, std::string());
+      if (sha256_file(path) != want) {
+        throw std::runtime_error("resume: checkpoint file " + path +
+                                 " is not the file the checkpoint wrote (sha256 differs: corrupted or replaced)");
+      }
+    }
     load_weights(dir + "/model.fervid", net_);  // copies into the network, wherever it lives
     // Checkpoints hold CPU tensors; map them onto this run's device.
-    torch::load(*opt_, dir + "/optimizer.pt", device_);
-    torch::load(loss_, dir + "/loss.pt", device_);
+    auto load_state = [&](const char* f, auto&& target) {
+      try {
+        torch::load(target, dir + "/" + f, device_);
+      } catch (const c10::Error&) {
+        throw std::runtime_error("resume: checkpoint file " + dir + "/" + f +
+                                 " cannot be read back (its checksum matches: written by another libtorch or "
+                                 "for another optimizer?)");
+      }
+    };
+    load_state("optimizer.pt", *opt_);
+    load_state("loss.pt", loss_);
     next_epoch_ = pointer.at("epoch").get<int>() + 1;
     elapsed_ = pointer.at("elapsed_seconds").get<double>();
     best_ = pointer.at("best_val_accuracy").get<double>();
@@ -812,7 +907,9 @@ class Run {
         const auto& parts = step.loss;
         const auto n = labels.size(0);
         seen += n;
-        sum_loss += parts.total.item<double>() * static_cast<double>(n);
+        const double total = parts.total.item<double>();
+        if (!std::isfinite(total)) diverged("the loss is " + number_word(total), epoch, b->index + 1, lr);
+        sum_loss += total * static_cast<double>(n);
         sum_ce += parts.ce.item<double>() * static_cast<double>(n);
         sum_center += parts.center.item<double>() * static_cast<double>(n);
         sum_sep += parts.separation.item<double>() * static_cast<double>(n);
@@ -839,6 +936,7 @@ class Run {
       m.train_accuracy = static_cast<double>(correct) / static_cast<double>(seen);
       m.train_samples = seen;
       std::tie(m.val_loss, m.val_accuracy) = evaluate_split(net_, data_, splits_.val);
+      if (!std::isfinite(m.val_loss)) diverged("the validation loss is " + number_word(m.val_loss), epoch, batches, lr);
       m.images_per_second = static_cast<double>(seen) / std::max(train_secs, 1e-9);
       m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       elapsed_ += m.seconds;
@@ -871,6 +969,27 @@ class Run {
     } catch (const json::exception& e) {
       throw std::runtime_error(path + ": " + e.what());
     }
+  }
+
+  static std::string number_word(double v) { return std::isnan(v) ? "NaN" : "infinite"; }
+
+  // The run stops before anything of this epoch is written: what is on disk is its last good epoch.
+  [[noreturn]] void diverged(const std::string& what, int epoch, int64_t batch, double lr) const {
+    std::string kept = "no checkpoint was written yet";
+    if (!history_.empty()) {
+      kept = "its last good state is kept: checkpoint-" + std::to_string(history_.back().epoch) + " and last.fervid (epoch " +
+             std::to_string(history_.back().epoch + 1) + ")";
+      if (best_epoch_ >= 0) kept += ", best.fervid (epoch " + std::to_string(best_epoch_ + 1) + ")";
+    }
+    throw TrainingDiverged("train: the run diverged: " + what + " at epoch " + std::to_string(epoch + 1) + ", batch " +
+                           std::to_string(batch) + " (learning rate " + fmt_number(lr) + "); " + kept +
+                           ". Train again with a lower --lr (or smaller loss weights).");
+  }
+
+  static std::string fmt_number(double v) {
+    std::ostringstream s;
+    s << v;
+    return s.str();
   }
 
   // Once the run is over best.fervid no longer changes: fit its softmax temperature on the
@@ -915,6 +1034,8 @@ class Run {
     save_model(dir + "/model.fervid", net_, metadata(epoch, m), recipe_);
     torch::save(*opt_, dir + "/optimizer.pt");
     torch::save(loss_, dir + "/loss.pt");
+    json sums;
+    for (const char* f : kCheckpointFiles) sums[f] = sha256_file(dir + "/" + f);
     json history = json::array();
     std::string lines;
     for (const auto& h : history_) {
@@ -923,7 +1044,8 @@ class Run {
     }
     write_json_atomically(c_.run_dir + "/checkpoint.json",
                           {{"dir", name}, {"epoch", epoch}, {"elapsed_seconds", elapsed_}, {"best_val_accuracy", best_},
-                           {"best_epoch", best_epoch_}, {"device", device_.str()}, {"history", history}});
+                           {"best_epoch", best_epoch_}, {"device", device_.str()}, {"sha256", sums},
+                           {"history", history}});
     write_file_atomically(c_.run_dir + "/metrics.jsonl", lines);
     save_model(c_.run_dir + "/last.fervid", net_, metadata(epoch, m), recipe_);
     if (!device_.is_cpu()) move_state(device_);
@@ -951,6 +1073,7 @@ class Run {
   double elapsed_ = 0, best_ = 0;
   int best_epoch_ = -1;
   std::vector<EpochMetrics> history_;
+  RunLock lock_;
 };
 
 }  // namespace
@@ -1028,6 +1151,7 @@ TrainResult resume_training(const std::string& run_dir, const TrainCallbacks& ca
   std::string command;
   std::getline(cmd, command);
   Run run(config, command);
+  run.lock();
   if (fs::exists(run_dir + "/checkpoint.json", ec)) run.restore();
   return run.run(callbacks);
 }

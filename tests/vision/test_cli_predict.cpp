@@ -121,6 +121,21 @@ TEST_F(Predict, BadInputIsNamedWithANonZeroExit) {
   EXPECT_NE(r.out.find("holds no image"), std::string::npos) << r.out;
 }
 
+// A file name that is not UTF-8 (Linux names are bytes) is written with \xNN escapes: the JSON
+// report still prints, the other images in it too.
+TEST_F(Predict, ANameThatIsNotUtf8KeepsTheReport) {
+  const fs::path odd = dir_ / "caf\xE9.png";  // Latin-1 e-acute: not UTF-8
+  fs::copy_file(demo_, odd);
+  const auto r = run(predict("--json " + demo_ + " " + odd.string()));
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  ASSERT_EQ(j.at("images").size(), 2u);
+  EXPECT_EQ(j["images"][0]["faces"].size(), 1u);
+  const std::string name = j["images"][1]["image"];
+  EXPECT_NE(name.find("caf\\xE9.png"), std::string::npos) << name;
+  EXPECT_EQ(j["images"][1]["faces"].size(), 1u) << "the image itself is read";
+}
+
 // The model's face recipe is how predict finds and crops faces unless a flag says otherwise,
 // field by field; the flags are the one table's, with its ranges.
 TEST_F(Predict, TheModelsRecipeIsTheDefaultAndFlagsOverrideIt) {

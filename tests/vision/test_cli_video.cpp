@@ -3,13 +3,16 @@
 // with each other; a missing file, a file that is not a video and an absent camera are errors
 // that name what was asked for. A tiny random model (width 0.125) stands in for a trained one.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/videoio.hpp>
@@ -145,6 +148,48 @@ TEST_F(VideoCli, WritesTheAnnotatedVideoTheTimelineAndTheSummary) {
     ++frames;
   }
   EXPECT_EQ(frames, kFrames);
+  for (const auto& e : fs::directory_iterator(*dir_))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
+// A service manager, a container or `kill` stops a video run with SIGTERM: like Ctrl-C, the
+// annotated video and the summary are finished (not a temporary file and no output).
+TEST_F(VideoCli, SigtermFinishesTheOutputsLikeCtrlC) {
+  const fs::path out = *dir_ / "terminated.avi", summary = *dir_ / "terminated.json";
+  const std::string cmd = "exec " + std::string(FERVID_CLI_PATH) + " --threads 1 video " +
+                          (*dir_ / "clip.avi").string() + model() + " --loop-minutes 5 --out " + out.string() +
+                          " --json > " + summary.string() + " 2>/dev/null";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Signalled once it is writing: its temporary video holds frames.
+  bool writing = false;
+  for (int i = 0; i < 600 && !writing; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(*dir_, ec)) {
+      const auto name = e.path().filename().string();
+      if (name.find("terminated.tmp-") != std::string::npos && fs::file_size(e.path(), ec) > 20000) writing = true;
+    }
+  }
+  ASSERT_TRUE(writing) << "fervid video never wrote frames";
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  std::ifstream in(summary);
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_TRUE(j.at("interrupted").get<bool>());
+  cv::VideoCapture cap(out.string());
+  ASSERT_TRUE(cap.isOpened()) << out;
+  int frames = 0;
+  cv::Mat frame;
+  while (cap.read(frame)) ++frames;
+  EXPECT_EQ(frames, j.at("frames").get<int>());
   for (const auto& e : fs::directory_iterator(*dir_))
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
 }

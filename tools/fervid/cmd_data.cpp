@@ -12,6 +12,7 @@
 #include "fervid/augment.h"
 #include "fervid/data_check.h"
 #include "fervid/data_source.h"
+#include "fervid/json_text.h"
 #include "fervid/labels.h"
 #include "fervid/splits.h"
 #ifdef FERVID_WITH_OPENCV
@@ -292,7 +293,7 @@ void add_data_command(CLI::App& app, const GlobalOptions& /*global*/) {
     const auto src = open_data_source(check->source.source, options);
     const auto result = check_dataset(src.data);
     if (check->json) {
-      std::cout << check_to_json(src, result, check->source.source, options.ferplus).dump(2) << "\n";
+      std::cout << dump_json(check_to_json(src, result, check->source.source, options.ferplus), 2) << "\n";
     } else {
       print_check(src, result, check->source.source, options.ferplus, check->show_issues);
     }

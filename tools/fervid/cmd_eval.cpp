@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "fervid/eval_run.h"
+#include "fervid/json_text.h"
 #include "fervid/model_io.h"
 #include "fervid/evaluate.h"
 #include "recipe_flags.h"
@@ -70,7 +71,7 @@ void add_eval_command(CLI::App& app, const GlobalOptions& /*global*/) {
     const auto run = run_eval(r);
     const auto& metrics = run.metrics;
     if (o->json) {
-      std::cout << run.report.dump(2) << "\n";
+      std::cout << dump_json(run.report, 2) << "\n";
       return;
     }
     std::cout << fmt::format("{} on {} ({}), tta {}, temperature {:.4g}: {} samples\n", o->model, o->data, run.protocol, o->tta,

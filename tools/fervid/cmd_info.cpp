@@ -9,6 +9,7 @@
 #include "fervid/classifier.h"
 #include "fervid/config_json.h"
 #include "fervid/hash.h"
+#include "fervid/json_text.h"
 #include "fervid/model_io.h"
 #include "fervid/summary.h"
 
@@ -118,7 +119,7 @@ void add_info_command(CLI::App& app, const GlobalOptions& /*global*/) {
     if (opt->json) {
       auto j = to_json(s);
       if (!about.is_null()) j["model"] = about;
-      std::cout << j.dump(2) << "\n";
+      std::cout << dump_json(j, 2) << "\n";
       return;
     }
     if (!about.is_null()) {

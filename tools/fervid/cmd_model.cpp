@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "commands.h"
+#include "fervid/json_text.h"
 #include "fervid/model_io.h"
 #include "fervid/trained_data.h"
 #include "recipe_flags.h"
@@ -37,7 +38,7 @@ void add_model_command(CLI::App& app, const GlobalOptions& /*global*/) {
     const FaceRecipe recipe = f->recipe.given().apply(base);
     rewrite_face_recipe(f->in, recipe, f->out);
     if (f->json) {
-      std::cout << to_json(recipe).dump(2) << "\n";
+      std::cout << dump_json(to_json(recipe), 2) << "\n";
       return;
     }
     std::cout << fmt::format("wrote {} (format version {}): {}\n", f->out, kModelFormatVersion, describe(recipe));

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "fervid/atomic_file.h"
 #include "fervid/image_io.h"
+#include "fervid/json_text.h"
 
 namespace fervid::cli {
 
@@ -84,7 +85,10 @@ void add_predict_command(CLI::App& app, const GlobalOptions& /*global*/) {
     size_t faces_total = 0;
     std::set<std::string> used_names;
     for (const auto& file : files) {
-      nlohmann::json entry = {{"image", file}};
+      // Names are bytes on Linux: one that is not UTF-8 is written with \xNN escapes, so the
+      // report (and every other image in it) is still printed.
+      const std::string shown = printable_utf8(file);
+      nlohmann::json entry = {{"image", shown}};
       const std::string stem = unique_stem(file, used_names);
       try {
         cv::Mat image = read_image(file);
@@ -102,7 +106,7 @@ void add_predict_command(CLI::App& app, const GlobalOptions& /*global*/) {
         entry["faces"] = nlohmann::json::array();
         for (const auto& face : faces) entry["faces"].push_back(to_json(face, names));
         if (!f->json) {
-          std::cout << fmt::format("{}: {} face{}\n", file, faces.size(), faces.size() == 1 ? "" : "s");
+          std::cout << fmt::format("{}: {} face{}\n", shown, faces.size(), faces.size() == 1 ? "" : "s");
           for (size_t i = 0; i < faces.size(); ++i) {
             const auto& face = faces[i];
             std::vector<size_t> order(face.probs.size());
@@ -119,19 +123,19 @@ void add_predict_command(CLI::App& app, const GlobalOptions& /*global*/) {
           draw_expressions(image, faces);
           const auto out = many ? (fs::u8path(f->annotate) / fs::u8path(stem + ".png")).u8string() : f->annotate;
           write_image(out, image);
-          entry["annotated"] = out;
-          if (!f->json) std::cout << "  annotated: " << out << "\n";
+          entry["annotated"] = printable_utf8(out);
+          if (!f->json) std::cout << "  annotated: " << printable_utf8(out) << "\n";
         }
       } catch (const std::exception& e) {
         ++failed;
-        entry["error"] = e.what();
-        std::cerr << "fervid: error: " << e.what() << "\n";
+        entry["error"] = printable_utf8(e.what());
+        std::cerr << "fervid: error: " << printable_utf8(e.what()) << "\n";
       }
       report["images"].push_back(entry);
     }
     report["faces"] = faces_total;
     report["failed"] = failed;
-    if (f->json) std::cout << report.dump(2) << "\n";
+    if (f->json) std::cout << dump_json(report, 2) << "\n";
     if (failed > 0) throw CLI::RuntimeError(1);
   });
 }

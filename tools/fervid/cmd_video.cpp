@@ -22,6 +22,7 @@
 
 #include "analyzer_flags.h"
 #include "commands.h"
+#include "fervid/json_text.h"
 #include "fervid/video.h"
 #include "progress.h"
 
@@ -36,19 +37,25 @@ using Clock = std::chrono::steady_clock;
 volatile std::sig_atomic_t g_interrupted = 0;
 extern "C" void on_interrupt(int) { g_interrupted = 1; }
 
-// Ctrl-C ends the stream cleanly (files finished, summary printed) while installed.
+// Ctrl-C, and SIGTERM (kill, a service manager, a container stopping), end the stream cleanly
+// while installed: files finished and renamed into place, summary printed.
 class InterruptGuard {
  public:
   InterruptGuard() {
     g_interrupted = 0;
-    previous_ = std::signal(SIGINT, on_interrupt);
+    previous_int_ = std::signal(SIGINT, on_interrupt);
+    previous_term_ = std::signal(SIGTERM, on_interrupt);
   }
-  ~InterruptGuard() { std::signal(SIGINT, previous_); }
+  ~InterruptGuard() {
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+  }
   InterruptGuard(const InterruptGuard&) = delete;
   InterruptGuard& operator=(const InterruptGuard&) = delete;
 
  private:
-  void (*previous_)(int);
+  void (*previous_int_)(int);
+  void (*previous_term_)(int);
 };
 
 double seconds_since(Clock::time_point t0) {
@@ -426,7 +433,7 @@ void add_video_command(CLI::App& app, const GlobalOptions& /*global*/) {
       j["memory_every_s"] = f->memory_every_s;
       j["rss_mb_samples"] = rss_samples;
       j["rss_sample_s"] = sample_s;
-      std::cout << j.dump(2) << "\n";
+      std::cout << dump_json(j, 2) << "\n";
       return;
     }
 
