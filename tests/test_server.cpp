@@ -96,6 +96,7 @@ class ServerTest : public ::testing::Test {
     auto r = client_->Get(path.c_str());
     return {r ? r->status : -1, parse(r)};
   }
+  std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string create_session(const std::string& options = "{}") {
     const auto [status, j] = post("/v1/sessions", options, "application/json");
     EXPECT_EQ(status, 201) << j.dump();
@@ -141,7 +142,16 @@ TEST_F(ServerTest, HealthModelAndPage) {
   EXPECT_EQ(model["input_size"], 48);
   EXPECT_EQ(model["variant"], "mcsa");
   EXPECT_EQ(model["sha256"].get<std::string>().size(), 64u);
-  EXPECT_EQ(model["path"], kModel);
+  // The model's file by name: no answer says where anything lies on the server's disk.
+  EXPECT_EQ(model["file"], "fervid-default.fervid");
+  EXPECT_FALSE(model.contains("path"));
+  EXPECT_EQ(health["model"], "fervid-default.fervid");
+  for (const auto* path : {"/health", "/v1/model"}) {
+    const auto r = client_->Get(path);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body.find(FERVID_SOURCE_DIR), std::string::npos) << path << ": " << r->body;
+    EXPECT_EQ(r->body.find("/work/"), std::string::npos) << path << ": " << r->body;
+  }
   // The face recipe in effect (the model's, then the server's flags), the file's, and what a
   // request may set.
   EXPECT_EQ(model["faces"], to_json(shared_analyzer()->recipe()));
@@ -303,15 +313,180 @@ TEST_F(ServerTest, BodiesWithoutContentLength) {
   start();
   const auto t0 = std::chrono::steady_clock::now();
   const std::string created =
-      raw_exchange(port_, "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+      raw_exchange(port_, "POST /v1/sessions HTTP/1.1\r\nHost: " + host() + "\r\nConnection: close\r\n\r\n");
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 4.0) << "waited for a body that never comes (httplib read timeout: 5 s)";
   EXPECT_EQ(created.rfind("HTTP/1.1 201", 0), 0u) << created;
   const std::string chunked = raw_exchange(
       port_,
-      "POST /v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n"
+      "POST /v1/analyze HTTP/1.1\r\nHost: " + host() + "\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n"
       "Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
   EXPECT_EQ(chunked.rfind("HTTP/1.1 411", 0), 0u) << chunked;
   EXPECT_NE(chunked.find("Content-Length"), std::string::npos) << chunked;
+}
+
+// Everything after the first answer on a connection, split into the answers' status lines.
+std::vector<std::string> status_lines(const std::string& answers) {
+  std::vector<std::string> out;
+  for (size_t at = answers.find("HTTP/1.1 "); at != std::string::npos; at = answers.find("HTTP/1.1 ", at + 1))
+    out.push_back(answers.substr(at, answers.find("\r\n", at) - at));
+  return out;
+}
+
+// A request whose length is ambiguous is refused, and what follows it on the connection is not
+// read as a request of its own (request smuggling behind a proxy that used the other length).
+TEST_F(ServerTest, AmbiguousLengthsAreRefusedAndTheConnectionClosed) {
+  start();
+  const std::string smuggled = "DELETE /v1/sessions/x HTTP/1.1\r\nHost: " + host() + "\r\n\r\n";
+  const std::string two = raw_exchange(port_, "POST /v1/sessions HTTP/1.1\r\nHost: " + host() +
+                                                  "\r\nContent-Length: 2\r\nContent-Length: " +
+                                                  std::to_string(2 + smuggled.size()) + "\r\n\r\n{}" + smuggled);
+  ASSERT_EQ(status_lines(two), std::vector<std::string>{"HTTP/1.1 400 Bad Request"}) << two;
+  EXPECT_NE(two.find("more than one Content-Length"), std::string::npos) << two;
+  EXPECT_EQ(server_->sessions(), 0);
+  for (const std::string bad : {"-1", "1e3", "0x10", "+5", "99999999999999999999"}) {
+    const std::string r = raw_exchange(port_, "POST /v1/sessions HTTP/1.1\r\nHost: " + host() +
+                                                  "\r\nContent-Length: " + bad + "\r\n\r\n{}" + smuggled);
+    EXPECT_EQ(status_lines(r), std::vector<std::string>{"HTTP/1.1 400 Bad Request"}) << "'" << bad << "': " << r;
+  }
+  // A refused request's body is not the next request either.
+  const std::string foreign = raw_exchange(port_, "POST /v1/sessions HTTP/1.1\r\nHost: evil.example\r\nContent-Length: " +
+                                                      std::to_string(smuggled.size()) + "\r\n\r\n" + smuggled);
+  EXPECT_EQ(status_lines(foreign).size(), 1u) << foreign;
+  EXPECT_EQ(get("/health").first, 200);
+}
+
+// DNS rebinding: another site's name resolving to this machine. Its Host is refused; the
+// server's own names are not.
+TEST_F(ServerTest, AForeignHostIsRefused) {
+  start();
+  const std::string evil = raw_exchange(port_, "GET /v1/model HTTP/1.1\r\nHost: evil.example:" + std::to_string(port_) +
+                                                   "\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(evil.rfind("HTTP/1.1 421", 0), 0u) << evil;
+  EXPECT_NE(evil.find("evil.example"), std::string::npos) << evil;
+  EXPECT_EQ(evil.find("\"classes\""), std::string::npos) << evil;
+  for (const std::string name : {"127.0.0.1", "localhost", "LOCALHOST", "[::1]"}) {
+    const std::string ok = raw_exchange(port_, "GET /health HTTP/1.1\r\nHost: " + name + ":" + std::to_string(port_) +
+                                                   "\r\nConnection: close\r\n\r\n");
+    EXPECT_EQ(ok.rfind("HTTP/1.1 200", 0), 0u) << name << ": " << ok;
+  }
+  const std::string other_port = raw_exchange(port_, "GET /health HTTP/1.1\r\nHost: 127.0.0.1:1\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(other_port.rfind("HTTP/1.1 421", 0), 0u) << other_port;
+}
+
+// Any page a user visits may post to localhost with a "simple" request (text/plain, a form,
+// multipart: no preflight). Another origin is refused before anything is created; the page's
+// own origin, and an origin the server admits, are not.
+TEST_F(ServerTest, ACrossOriginSimplePostIsRefused) {
+  ServerOptions o;
+  o.allowed_origins = {"https://class.example.org"};
+  start(o);
+  for (const char* type : {"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"}) {
+    httplib::Headers h = {{"Origin", "https://evil.example"}};
+    auto r = client_->Post("/v1/sessions", h, "{}", type);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 403) << type << ": " << r->body;
+    EXPECT_NE(r->body.find("another site"), std::string::npos) << r->body;
+  }
+  auto fetch_metadata = client_->Post("/v1/sessions", {{"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Mode", "no-cors"}},
+                                      "{}", "text/plain");
+  ASSERT_TRUE(fetch_metadata);
+  EXPECT_EQ(fetch_metadata->status, 403) << "no Origin, but the browser says cross-site";
+  auto null_origin = client_->Post("/v1/sessions", {{"Origin", "null"}}, "{}", "text/plain");
+  ASSERT_TRUE(null_origin);
+  EXPECT_EQ(null_origin->status, 403) << "a sandboxed frame or a file:// page";
+  EXPECT_EQ(server_->sessions(), 0) << "nothing created by a refused request";
+  auto same = client_->Post("/v1/sessions", {{"Origin", "http://" + host()}}, "{}", "application/json");
+  ASSERT_TRUE(same);
+  EXPECT_EQ(same->status, 201) << same->body;
+  auto admitted = client_->Post("/v1/sessions", {{"Origin", "https://class.example.org"}}, "{}", "application/json");
+  ASSERT_TRUE(admitted);
+  EXPECT_EQ(admitted->status, 201) << admitted->body;
+  // A link from another site to the page is a navigation: it opens.
+  auto link = client_->Get("/", {{"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Mode", "navigate"}});
+  ASSERT_TRUE(link);
+  EXPECT_EQ(link->status, 200);
+}
+
+// With a token, every request but /health carries it: as a bearer header, or as the cookie
+// that the printed URL (/?token=...) sets before sending the browser to /.
+TEST_F(ServerTest, ATokenIsRequiredAndThePrintedUrlSetsIt) {
+  ServerOptions o;
+  o.token = "s3cret-token-0123456789";
+  start(o);
+  EXPECT_EQ(get("/health").first, 200) << "liveness needs no token";
+  auto none = client_->Get("/v1/model");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(none->status, 401);
+  EXPECT_NE(none->body.find("Authorization: Bearer"), std::string::npos) << none->body;
+  auto wrong = client_->Get("/v1/model", {{"Authorization", "Bearer s3cret-token-0123456788"}});
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status, 401);
+  auto shorter = client_->Get("/v1/model", {{"Authorization", "Bearer s3cret"}});
+  ASSERT_TRUE(shorter);
+  EXPECT_EQ(shorter->status, 401);
+  auto bearer = client_->Get("/v1/model", {{"Authorization", "Bearer " + o.token}});
+  ASSERT_TRUE(bearer);
+  EXPECT_EQ(bearer->status, 200);
+  auto post = client_->Post("/v1/sessions", "{}", "application/json");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 401);
+  EXPECT_EQ(server_->sessions(), 0);
+  auto page = client_->Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 401);
+  EXPECT_NE(page->body.find("?token="), std::string::npos) << "the page says how to get in";
+  auto bad_link = client_->Get("/?token=guess");
+  ASSERT_TRUE(bad_link);
+  EXPECT_EQ(bad_link->status, 401);
+  EXPECT_FALSE(bad_link->has_header("Set-Cookie"));
+  auto link = client_->Get(("/?token=" + o.token).c_str());
+  ASSERT_TRUE(link);
+  EXPECT_EQ(link->status, 303);
+  EXPECT_EQ(link->get_header_value("Location"), "/");
+  const std::string cookie = link->get_header_value("Set-Cookie");
+  EXPECT_NE(cookie.find("HttpOnly"), std::string::npos) << cookie;
+  EXPECT_NE(cookie.find("SameSite=Strict"), std::string::npos) << cookie;
+  const std::string pair = cookie.substr(0, cookie.find(';'));
+  auto with_cookie = client_->Get("/", {{"Cookie", "other=1; " + pair}});
+  ASSERT_TRUE(with_cookie);
+  EXPECT_EQ(with_cookie->status, 200);
+  auto session = client_->Post("/v1/sessions", {{"Cookie", pair}}, "{}", "application/json");
+  ASSERT_TRUE(session);
+  EXPECT_EQ(session->status, 201) << session->body;
+}
+
+TEST(ServerAccess, BeyondLoopbackATokenOrInsecureIsRequired) {
+  EXPECT_TRUE(is_loopback_host("127.0.0.1"));
+  EXPECT_TRUE(is_loopback_host("127.8.0.1"));
+  EXPECT_TRUE(is_loopback_host("::1"));
+  EXPECT_TRUE(is_loopback_host("localhost"));
+  EXPECT_FALSE(is_loopback_host("0.0.0.0"));
+  EXPECT_FALSE(is_loopback_host("192.168.1.4"));
+  EXPECT_FALSE(is_loopback_host("128.0.0.1"));
+  EXPECT_FALSE(is_loopback_host(""));
+  ServerOptions o;
+  o.host = "0.0.0.0";
+  try {
+    o.validate();
+    ADD_FAILURE() << "0.0.0.0 without a token was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("needs a token"), std::string::npos) << e.what();
+  }
+  o.insecure = true;
+  EXPECT_NO_THROW(o.validate());
+  o.insecure = false;
+  o.token = "short";
+  EXPECT_THROW(o.validate(), std::invalid_argument) << "a 5-character token";
+  o.token = "with space in it, long enough";
+  EXPECT_THROW(o.validate(), std::invalid_argument);
+  o.token = random_token();
+  EXPECT_EQ(o.token.size(), 32u);
+  EXPECT_NO_THROW(o.validate());
+  EXPECT_NE(random_token(), random_token());
+  EXPECT_TRUE(constant_time_equal("abc", "abc"));
+  EXPECT_FALSE(constant_time_equal("abc", "abd"));
+  EXPECT_FALSE(constant_time_equal("abc", "ab"));
+  EXPECT_FALSE(constant_time_equal("", "a"));
 }
 
 TEST_F(ServerTest, SessionTracksOneFaceWithOneId) {
@@ -550,6 +725,34 @@ TEST(ServeCli, StartsLogsAndStopsOnSigterm) {
   EXPECT_EQ(wait_exit(pid, 30), 0) << start << rest;
   EXPECT_NE(rest.find("GET /health 200"), std::string::npos) << rest;
   EXPECT_NE(rest.find("fervid serve: stopped"), std::string::npos) << rest;
+}
+
+TEST(ServeCli, BeyondLoopbackItRefusesToStartWithoutAToken) {
+  const auto [pid, fd] = spawn_serve({"--host", "0.0.0.0", "--port", "0"});
+  const std::string out = read_until(fd, "");
+  ::close(fd);
+  EXPECT_EQ(wait_exit(pid, 60), 1) << out;
+  EXPECT_NE(out.find("--token"), std::string::npos) << out;
+  EXPECT_NE(out.find("--insecure"), std::string::npos) << out;
+}
+
+TEST(ServeCli, ARandomTokenIsPrintedInTheUrl) {
+  const auto [pid, fd] = spawn_serve({"--port", "0", "--token", "random"});
+  const std::string start = read_until(fd, "Ctrl-C stops\n");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(start, m, std::regex("http://127\\.0\\.0\\.1:([0-9]+)/\\?token=([0-9a-f]{32}) ")))
+      << start;
+  httplib::Client c("127.0.0.1", std::stoi(m[1].str()));
+  auto refused = c.Get("/v1/model");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 401);
+  auto ok = c.Get("/v1/model", {{"Authorization", "Bearer " + m[2].str()}});
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  ::kill(pid, SIGTERM);
+  read_until(fd, "");
+  ::close(fd);
+  EXPECT_EQ(wait_exit(pid, 30), 0);
 }
 
 #endif  // FERVID_CLI_PATH

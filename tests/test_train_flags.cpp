@@ -91,9 +91,9 @@ TEST_F(TrainFlagsTest, FlagsOverrideTheConfigFile) {
 
 TEST_F(TrainFlagsTest, ABadFlagNamesTheFlag) {
   EXPECT_EQ(resolve_error("--data fer.csv --lr -1"), "--lr must be > 0, got -1");
-  // strtod reads "inf" and "nan"; no option means them (--lr inf trained to NaN and exited 0).
-  EXPECT_EQ(resolve_error("--data fer.csv --lr inf"), "--lr must be > 0, got inf");
-  EXPECT_EQ(resolve_error("--data fer.csv --lr nan"), "--lr must be > 0, got nan");
+  // strtod reads "inf" and "nan"; no option means them (the issue: --lr inf trained to NaN).
+  EXPECT_EQ(resolve_error("--data fer.csv --lr inf"), "--lr must be a number, got inf");
+  EXPECT_EQ(resolve_error("--data fer.csv --lr nan"), "--lr must be a number, got nan");
   EXPECT_EQ(resolve_error("--data fer.csv --width 9"), "--width must be in (0, 4], got 9");
   EXPECT_EQ(resolve_error("--data fer.csv --batch 1.5"), "--batch must be an integer, got 1.5");
   EXPECT_EQ(resolve_error("--data fer.csv --optimizer adam"), "--optimizer must be sgd or adamw, got adam");

@@ -8,11 +8,12 @@
 //   server.bind();   // throws naming host:port when the port is taken
 //   server.run();    // blocks until stop() (from another thread or a signal watcher)
 //
-// Endpoints (JSON everywhere; errors are {"error": "..."} with 400, 404, 405, 411 (a chunked
-// body), 413, 415 or 503; 500 only for internal faults):
+// Endpoints (JSON everywhere; errors are {"error": "..."} with 400, 401 (no token), 403 (another
+// origin), 404, 405, 411 (a chunked body), 413, 415, 421 (a foreign Host) or 503; 500 only for
+// internal faults). No answer names a path on the server's disk:
 //   GET    /                          the browser page (photo upload; camera or shared window)
-//   GET    /health                    {"status": "ok", "model", "sessions", "max_sessions", "uptime_s"}
-//   GET    /v1/model                  class names and colours, model file, sha256, configuration,
+//   GET    /health                    {"status": "ok", "model" (file name), "sessions", "max_sessions", "uptime_s"}
+//   GET    /v1/model                  class names and colours, model file name, sha256, configuration,
 //                                     "faces": the face recipe in effect, "model_face_recipe": the
 //                                     file's, "analyze_parameters": what /v1/analyze accepts
 //   POST   /v1/analyze                image bytes (image/*, application/octet-stream) or multipart
@@ -40,12 +41,26 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "fervid/analyzer.h"
 #include "fervid/video.h"
 
 namespace fervid {
 
+// Who may use the server:
+// - Host: a request's Host header must name this server (loopback names with the port, the
+//   bound address, or allowed_hosts) unless it listens on every interface: a foreign Host is
+//   DNS rebinding (another site's page reaching a local server through its own name): 421.
+// - Origin: a browser request from another origin (Origin, or Sec-Fetch-Site: cross-site on
+//   anything but a navigation) is refused (403), unless allowed_origins names it; requests
+//   without those headers (curl, scripts) pass.
+// - token (non-empty): every request but /health carries it, as "Authorization: Bearer <token>"
+//   or the cookie that GET /?token=<token> sets (and redirects to /, so the address bar keeps
+//   no token); 401 otherwise. Compared in constant time.
+// - Framing: more than one Content-Length, or one that is not a decimal number: 400, and the
+//   connection is closed (a body read by one length and not the other is request smuggling).
+// Not on loopback (validate()): a token is required unless `insecure`.
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0 = any free port (bind() returns it)
@@ -57,6 +72,10 @@ struct ServerOptions {
   double session_timeout_s = 60;  // a session idle this long is removed
   int workers = 2;                // requests decoding and analysing at once
   int http_threads = 8;           // connections served at once
+  std::string token;                         // see above; empty: none
+  bool insecure = false;                     // serve beyond loopback without a token
+  std::vector<std::string> allowed_origins;  // e.g. "https://class.example.org"
+  std::vector<std::string> allowed_hosts;    // Host values besides this server's own, e.g. a proxy's name
   // Defaults of a new session (a request may override every, smooth, min_hits,
   // full_scan_every). Only running sums per track: memory stays constant however long a
   // session lasts.
@@ -68,9 +87,18 @@ struct ServerOptions {
   // Receives one line per request ("POST /v1/analyze 200 41.2 ms"); empty = no request log.
   std::function<void(const std::string&)> log;
 
-  // Throws std::invalid_argument naming the field and its value when one is out of range.
+  // Throws std::invalid_argument naming the field and its value when one is out of range, and
+  // when `host` is not loopback and there is neither a token nor `insecure`.
   void validate() const;
 };
+
+// Whether `host` (an address or name as given to --host) is a loopback address: 127.0.0.0/8,
+// ::1, localhost.
+bool is_loopback_host(const std::string& host);
+// 128 random bits (std::random_device) as 32 hex digits: session ids, `fervid serve --token random`.
+std::string random_token();
+// Constant-time equality (the time depends on the lengths only): for comparing secrets.
+bool constant_time_equal(const std::string& a, const std::string& b);
 
 class Server {
  public:

@@ -1,10 +1,14 @@
 // fervid::Server (server.h): routes, request parsing and sessions over cpp-httplib.
 #include "fervid/server.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
-
 
 #include <algorithm>
 #include <atomic>
@@ -15,7 +19,9 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <random>
@@ -168,13 +174,6 @@ json label_counts(const std::vector<std::string>& names, const std::vector<int>&
   return counts;
 }
 
-// 128 random bits as 32 hex digits: a session id nobody guesses.
-std::string random_id() {
-  std::random_device rd;
-  char buf[33];
-  for (int i = 0; i < 4; ++i) std::snprintf(buf + 8 * i, 9, "%08x", static_cast<unsigned>(rd()));
-  return std::string(buf, 32);
-}
 
 // One live stream: a VideoSession (not thread-safe) behind its own mutex.
 struct Session {
@@ -199,7 +198,143 @@ void socket_options(socket_t sock) {
   ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
 }
 
+bool wildcard_host(const std::string& host) { return host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]"; }
+
+// A token travels in URLs, cookies and headers: URL-safe characters only.
+bool token_characters_ok(const std::string& t) {
+  return std::all_of(t.begin(), t.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
+  });
+}
+
+// "Bearer abc" -> "abc"; "" when the header is absent or of another scheme.
+std::string bearer_token(const httplib::Request& req) {
+  const std::string h = req.get_header_value("Authorization");
+  if (h.size() < 7 || lower(h.substr(0, 7)) != "bearer ") return "";
+  std::string t = h.substr(7);
+  while (!t.empty() && t.front() == ' ') t.erase(t.begin());
+  return t;
+}
+
+// The value of cookie `name` in the request's Cookie headers, or "".
+std::string cookie_value(const httplib::Request& req, const std::string& name) {
+  const auto range = req.headers.equal_range("Cookie");
+  for (auto it = range.first; it != range.second; ++it) {
+    const std::string& all = it->second;
+    size_t at = 0;
+    while (at < all.size()) {
+      size_t end = all.find(';', at);
+      if (end == std::string::npos) end = all.size();
+      std::string pair = all.substr(at, end - at);
+      while (!pair.empty() && pair.front() == ' ') pair.erase(pair.begin());
+      const size_t eq = pair.find('=');
+      if (eq != std::string::npos && pair.compare(0, eq, name) == 0 && eq == name.size()) return pair.substr(eq + 1);
+      at = end + 1;
+    }
+  }
+  return "";
+}
+
+// The text of a socket's peer address as httplib writes Request::remote_addr, and its port.
+bool peer_of(int fd, std::string* addr, int* port) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    ::inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text));
+    *port = ntohs(a->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    ::inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text));
+    *port = ntohs(a->sin6_port);
+  } else {
+    return false;
+  }
+  *addr = text;
+  return true;
+}
+
+// A connection to end once the answer to the request being served is sent (set by
+// close_after_answer, acted on by the logger, which httplib calls after writing the answer).
+thread_local bool t_close_connection = false;
+thread_local std::string t_close_addr;
+thread_local int t_close_port = -1;
+
+// httplib 0.11 keeps a connection open after an answer whatever the answer says, so a request
+// refused before its body was read would leave that body to be read as the next request (request
+// smuggling). Marks the connection to be ended after the answer (see end_connection).
+void close_after_answer(const httplib::Request& req, httplib::Response& res) {
+  res.set_header("Connection", "close");
+  t_close_connection = true;
+  t_close_addr = req.remote_addr;
+  t_close_port = req.remote_port;
+}
+
+// Ends the marked connection, its answer sent: finds its socket by the peer address, drops what
+// the client sent beyond the answered request, sends FIN, and puts /dev/null in the socket's
+// place, so that httplib's next read of the connection fails and it closes it, having parsed
+// nothing more.
+void end_connection(int64_t max_unread) {
+  if (!t_close_connection) return;
+  t_close_connection = false;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (!dir) return;
+  int target = -1;
+  while (const dirent* e = ::readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0') continue;
+    struct stat st {};
+    if (::fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    std::string addr;
+    int port = -1;
+    if (peer_of(static_cast<int>(fd), &addr, &port) && port == t_close_port && addr == t_close_addr) {
+      target = static_cast<int>(fd);
+      break;
+    }
+  }
+  ::closedir(dir);
+  if (target < 0) return;
+  char buf[16384];
+  for (int64_t dropped = 0; dropped < max_unread;) {
+    const ssize_t n = ::recv(target, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n <= 0) break;
+    dropped += n;
+  }
+  ::shutdown(target, SHUT_WR);
+  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null_fd >= 0) {
+    ::dup2(null_fd, target);  // the socket's last reference: the kernel closes it
+    ::close(null_fd);
+  }
+}
+
+// A response may name the model's file, never where it lies on the server's disk.
+std::string file_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
+
 }  // namespace
+
+std::string random_token() {
+  std::random_device rd;
+  char buf[33];
+  for (int i = 0; i < 4; ++i) std::snprintf(buf + 8 * i, 9, "%08x", static_cast<unsigned>(rd()));
+  return std::string(buf, 32);
+}
+
+bool is_loopback_host(const std::string& host) {
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  in_addr a{};
+  return ::inet_pton(AF_INET, host.c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+bool constant_time_equal(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const std::string& other = a.size() == b.size() ? b : a;  // compare a with itself: same time
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ other[i]);
+  return diff == 0;
+}
 
 void ServerOptions::validate() const {
   auto fail = [](const std::string& field, const std::string& want, const std::string& got) {
@@ -212,6 +347,18 @@ void ServerOptions::validate() const {
   if (!(session_timeout_s > 0)) fail("session_timeout_s", "> 0", std::to_string(session_timeout_s));
   if (workers < 1) fail("workers", ">= 1", std::to_string(workers));
   if (http_threads < 1) fail("http_threads", ">= 1", std::to_string(http_threads));
+  if (!token.empty() && (token.size() < 16 || !token_characters_ok(token))) {
+    fail("token", "at least 16 characters of A-Z a-z 0-9 - _ . ~", std::to_string(token.size()) + " characters");
+  }
+  for (const auto& o : allowed_origins) {
+    if (o.rfind("http://", 0) != 0 && o.rfind("https://", 0) != 0)
+      fail("allowed_origins", "origins such as https://example.org", "'" + o + "'");
+  }
+  if (!is_loopback_host(host) && token.empty() && !insecure) {
+    throw std::invalid_argument("ServerOptions::host " + (host.empty() ? std::string("(every interface)") : host) +
+                                " is not loopback: other machines can reach the server, so it needs a token "
+                                "(fervid serve --token), or insecure (--insecure) to serve without one");
+  }
   video.validate();
 }
 
@@ -269,7 +416,7 @@ struct Server::Impl {
     for (size_t k = 0; k < names().size(); ++k)
       colors[names()[k]] = expression_css_color(static_cast<int>(k));
     return {{"fervid_version", FERVID_VERSION},
-            {"path", c.model_path()},
+            {"file", file_name(c.model_path())},
             {"sha256", sha256_file(c.model_path())},
             {"classes", names()},
             {"colors", colors},
@@ -277,7 +424,7 @@ struct Server::Impl {
             {"variant", std::string(to_string(c.config().variant))},
             {"width", c.config().width},
             {"config", config_to_json(c.config())},
-            {"metadata", c.metadata()},
+            {"metadata", public_metadata(c.metadata())},
             {"faces", to_json(analyzer->recipe())},  // the recipe in effect: the model's, then `fervid serve`'s flags
             {"model_face_recipe", to_json(analyzer->model_recipe())},
             {"analyze_parameters", analyze_parameters()},
@@ -286,6 +433,17 @@ struct Server::Impl {
               {"max_pixels", options.max_pixels},
               {"max_sessions", options.max_sessions},
               {"session_timeout_s", options.session_timeout_s}}}};
+  }
+
+  // The model file's metadata without what names the training machine's disk (the command
+  // line, the data path, the whole training configuration): file names only.
+  static json public_metadata(json m) {
+    if (!m.is_object()) return m;
+    m.erase("command");
+    m.erase("train_config");
+    if (m.contains("data") && m["data"].is_string()) m["data"] = file_name(m["data"].get<std::string>());
+    if (m.contains("init_from") && m["init_from"].is_string()) m["init_from"] = file_name(m["init_from"].get<std::string>());
+    return m;
   }
 
   // POST /v1/analyze's query parameters: whole_image, and the face recipe's per-request options
@@ -354,7 +512,7 @@ struct Server::Impl {
       }
       switch (e) {
         case Endpoint::kPage:
-          check_params(req, {});
+          check_params(req, {"token"});  // the printed URL's; checked (and turned into a cookie) before routing
           res.set_content(kPageHtml, "text/html; charset=utf-8");
           break;
         case Endpoint::kHealth:
@@ -420,6 +578,11 @@ struct Server::Impl {
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       t_request = Clock::now();
       t_request_set = true;
+      if (refused(req, res)) {
+        // Its body (if any) is unread: the connection must not be read further.
+        close_after_answer(req, res);
+        return httplib::Server::HandlerResponse::Handled;
+      }
       // httplib 0.11 bounds a body by its Content-Length only: a chunked body would be read whole
       // whatever its size, and a body-less POST without Content-Length (curl -X POST) waits for
       // the read timeout. Refuse the first; answer the second now, as the empty body it is.
@@ -429,6 +592,7 @@ struct Server::Impl {
         return httplib::Server::HandlerResponse::Unhandled;
       if (lower(req.get_header_value("Transfer-Encoding")).find("chunked") != std::string::npos) {
         send_error(res, 411, "chunked request bodies are not accepted: send the body with a Content-Length");
+        close_after_answer(req, res);  // the chunks are unread
       } else {
         dispatch(req, res);
       }
@@ -472,6 +636,7 @@ struct Server::Impl {
       send_error(res, 500, "internal error: " + what);
     });
     http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      end_connection(2 * options.max_body_bytes);  // when the answer asked for it
       const bool timed = t_request_set;
       t_request_set = false;
       if (!options.log) return;
@@ -480,6 +645,105 @@ struct Server::Impl {
       options.log(req.method + " " + req.path + " " + std::to_string(res.status) + " " + ms);
     });
   }
+
+  // ---- who may use it ----------------------------------------------------------------------
+
+  std::string cookie_name() const { return "fervid_token_" + std::to_string(bound_port); }
+
+  // The Host values that name this server.
+  bool host_allowed(const std::string& given) const {
+    if (wildcard_host(options.host)) return true;  // every interface: any name may reach it (the token guards)
+    const std::string h = lower(given), port = ":" + std::to_string(bound_port);
+    auto with_port = [&](const std::string& name) { return h == name + port || (bound_port == 80 && h == name); };
+    if (with_port("127.0.0.1") || with_port("localhost") || with_port("[::1]")) return true;
+    const std::string bound = options.host.find(':') != std::string::npos && options.host.front() != '['
+                                  ? "[" + lower(options.host) + "]"
+                                  : lower(options.host);
+    if (with_port(bound)) return true;
+    for (const auto& a : options.allowed_hosts) {
+      if (h == lower(a) || with_port(lower(a))) return true;
+    }
+    return false;
+  }
+
+  bool origin_allowed(const std::string& origin, const std::string& host) const {
+    if (origin == "http://" + lower(host) || origin == "https://" + lower(host)) return true;
+    for (const auto& o : options.allowed_origins) {
+      if (lower(o) == origin) return true;
+    }
+    return false;
+  }
+
+  // Answers (and returns true for) a request that may not be served: bad framing, a foreign
+  // Host, another origin, no token.
+  bool refused(const httplib::Request& req, httplib::Response& res) {
+    // Framing first: a request whose length is ambiguous is not read at all.
+    const auto lengths = req.headers.equal_range("Content-Length");
+    int count = 0;
+    for (auto it = lengths.first; it != lengths.second; ++it) {
+      ++count;
+      const std::string& v = it->second;
+      if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos) {
+        send_error(res, 400, "Content-Length '" + printable_utf8(v) + "' is not a number of bytes");
+        return true;
+      }
+    }
+    if (count > 1) {
+      send_error(res, 400, "more than one Content-Length header: a request has one length");
+      return true;
+    }
+    const std::string host = req.get_header_value("Host");
+    if (!host.empty() && !host_allowed(host)) {
+      send_error(res, 421, "this server is not '" + printable_utf8(host) +
+                               "' (a page reaching it under another name is refused; fervid serve --allow-host "
+                               "adds a name)");
+      return true;
+    }
+    const std::string origin = lower(req.get_header_value("Origin"));
+    const std::string site = lower(req.get_header_value("Sec-Fetch-Site"));
+    const bool navigation = lower(req.get_header_value("Sec-Fetch-Mode")) == "navigate" && req.method == "GET";
+    if ((!origin.empty() && !origin_allowed(origin, host.empty() ? "127.0.0.1:" + std::to_string(bound_port) : host)) ||
+        (origin.empty() && !navigation && (site == "cross-site" || site == "same-site"))) {
+      send_error(res, 403, "requests from another site's page are refused (origin " +
+                               printable_utf8(origin.empty() ? site : origin) +
+                               "; fervid serve --allow-origin admits one)");
+      return true;
+    }
+    if (options.token.empty() || req.path == "/health") return false;
+    const bool page = req.path == "/" || req.path == "/index.html";
+    if (page && req.has_param("token")) {
+      if (!constant_time_equal(req.get_param_value("token"), options.token)) {
+        res.status = 401;
+        res.set_content(kTokenPage, "text/html; charset=utf-8");
+        return true;
+      }
+      // The cookie carries the token from now on; the address bar keeps none.
+      res.status = 303;
+      res.set_header("Location", "/");
+      res.set_header("Set-Cookie", cookie_name() + "=" + options.token + "; Path=/; HttpOnly; SameSite=Strict");
+      res.set_content("", "text/plain");
+      return true;
+    }
+    const std::string bearer = bearer_token(req), cookie = cookie_value(req, cookie_name());
+    if ((!bearer.empty() && constant_time_equal(bearer, options.token)) ||
+        (!cookie.empty() && constant_time_equal(cookie, options.token))) {
+      return false;
+    }
+    if (page) {
+      res.status = 401;
+      res.set_content(kTokenPage, "text/html; charset=utf-8");
+    } else {
+      send_error(res, 401,
+                 "this server needs its token: send \"Authorization: Bearer <token>\", or open the address "
+                 "fervid serve printed (it ends in ?token=...) in the browser");
+    }
+    return true;
+  }
+
+  static constexpr const char* kTokenPage =
+      "<!doctype html><meta charset=utf-8><title>fervid: token needed</title>"
+      "<p>This fervid server needs its access token. Open the address that <code>fervid serve</code> printed "
+      "when it started: it ends in <code>?token=...</code>.</p>";
 
   // ---- images -------------------------------------------------------------------------------
 
@@ -498,7 +762,7 @@ struct Server::Impl {
     // Constructed only with a loaded model: answering at all means ready.
     send_json(res, 200,
               {{"status", "ok"},
-               {"model", analyzer->classifier().model_path()},
+               {"model", file_name(analyzer->classifier().model_path())},
                {"fervid_version", FERVID_VERSION},
                {"sessions", live_sessions()},
                {"max_sessions", options.max_sessions},
@@ -636,7 +900,7 @@ struct Server::Impl {
                      " live sessions are in use; end one (DELETE /v1/sessions/{id}) or wait for an idle "
                      "one to time out");
       }
-      do id = random_id();
+      do id = random_token();
       while (sessions.count(id));
       sessions.emplace(id, std::make_shared<Session>(id, *analyzer, vo));
     }

@@ -96,6 +96,14 @@ void add_serve_command(CLI::App& app, const GlobalOptions& global) {
                   "Requests analysed at once; with --threads 0 each gets cores / workers intra-op threads")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_option("--token", f->server.token,
+                  "Access token every request must carry (the printed URL sets it in the browser); 'random': "
+                  "make one. Required unless --host is loopback");
+  cmd->add_flag("--insecure", f->server.insecure, "Serve beyond loopback without a token (anyone who can reach it may use it)");
+  cmd->add_option("--allow-origin", f->server.allowed_origins,
+                  "Another web origin whose pages may call the API (e.g. https://class.example.org); repeatable");
+  cmd->add_option("--allow-host", f->server.allowed_hosts,
+                  "Another name the server is reached by (a reverse proxy's); repeatable");
   cmd->add_flag("--log", f->log, "Log every request to stderr: method, path, status, milliseconds");
   f->analyzer.add_to(cmd);
   cmd->callback([f, &global] {
@@ -104,6 +112,16 @@ void add_serve_command(CLI::App& app, const GlobalOptions& global) {
     if (global.threads == 0) configure_runtime(std::max(1, cores / f->server.workers));
     ServerOptions options = f->server;
     options.max_body_bytes = std::llround(f->max_body_mb * 1024 * 1024);
+    if (options.token == "random") options.token = random_token();
+    if (!is_loopback_host(options.host) && options.token.empty()) {
+      if (!options.insecure) {
+        throw std::runtime_error("--host " + options.host +
+                                 " lets other machines reach the server: give it a --token (--token random makes one), "
+                                 "or --insecure to serve without one");
+      }
+      std::cerr << "fervid serve: warning: --insecure: anyone who can reach " << options.host
+                << " may use this server (and its camera sessions)\n";
+    }
     if (f->log)
       options.log = [](const std::string& line) {
         std::cerr << ("fervid serve: " + line + "\n") << std::flush;
@@ -117,9 +135,9 @@ void add_serve_command(CLI::App& app, const GlobalOptions& global) {
         options.host.find(':') != std::string::npos ? "[" + options.host + "]" : options.host;
     std::cout
         << fmt::format(
-               "fervid serve: http://{}:{}/  model {} ({} width {} {}x{}, {} faces{}{}), {} worker{} x {} thread{}; "
+               "fervid serve: http://{}:{}/{}  model {} ({} width {} {}x{}, {} faces{}{}), {} worker{} x {} thread{}; "
                "Ctrl-C stops\n",
-               host, port, f->analyzer.model_path(), to_string(c.variant), c.width, c.input_size,
+               host, port, options.token.empty() ? "" : "?token=" + options.token, f->analyzer.model_path(), to_string(c.variant), c.width, c.input_size,
                c.input_size, analyzer->recipe().detector, analyzer->recipe().align ? ", align" : "",
                f->analyzer.flip ? ", flip" : "",
                options.workers, options.workers == 1 ? "" : "s", runtime_threads(),
