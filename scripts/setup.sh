@@ -2,8 +2,10 @@
 # Installs fervid's dependencies from Debian's archive when missing (quiet when all is there),
 # then configures and builds. Idempotent: run it again and it only rebuilds what changed.
 #
-#   scripts/setup.sh [--build-dir DIR] [--sanitize undefined|address|address,undefined] [--without-opencv] [--no-build]
+#   scripts/setup.sh [--build-dir DIR] [--sanitize undefined|address|address,undefined] [--fuzz] [--without-opencv] [--no-build]
 #
+# --fuzz builds with clang-14 and adds the libFuzzer targets (fuzz/; needs --sanitize with address):
+# CI's one sanitizer build, for the test suite and the fuzzers alike.
 # --without-opencv builds the core alone (model, losses, data from CSV, training, the CLI's info /
 # data / train / eval / cv / ablate), as on a GPU machine whose PyTorch brings libtorch but no OpenCV
 # (and no oneDNN headers).
@@ -14,13 +16,15 @@ build_dir="$root/build"
 sanitize=""
 do_build=1
 without_opencv=0
+fuzz=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) build_dir=$(realpath -m "$2"); shift 2 ;;
     --sanitize) sanitize="$2"; shift 2 ;;
     --without-opencv) without_opencv=1; shift ;;
+    --fuzz) fuzz=1; shift ;;
     --no-build) do_build=0; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -36,6 +40,7 @@ packages=(
   libcpp-httplib-dev  # `fervid serve`
   libgtest-dev libbenchmark-dev
   python3-torch  # the reference in bench/ (same library from Python): speed ratios, same-weights checks
+  clang-14 libclang-rt-14-dev  # the sanitizer build and its fuzzers (libFuzzer)
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -64,6 +69,10 @@ extra=()
 [ -z "$sanitize" ] || extra=(-DFERVID_BUILD_BENCH=OFF)
 # ... and without oneDNN's headers, as there: TF.js graphs then run on libtorch.
 [ "$without_opencv" -eq 0 ] || extra=(-DFERVID_WITH_OPENCV=OFF -DFERVID_BUILD_BENCH=OFF -DFERVID_WITH_DNNL=OFF)
+if [ "$fuzz" -eq 1 ]; then
+  [[ "$sanitize" == *address* ]] || { echo "setup.sh: --fuzz needs --sanitize with address" >&2; exit 2; }
+  extra+=(-DFERVID_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-14)
+fi
 jobs=$(nproc)
 cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DFERVID_SANITIZE="$sanitize" "${extra[@]}" > "$build_dir.configure.log" 2>&1 ||
   { cat "$build_dir.configure.log" >&2; exit 1; }

@@ -3,6 +3,7 @@
 # Data-backed tests (ctest label `data`) run when FERVID_DATA points at the shared datasets.
 #
 #   scripts/test.sh [--sanitize undefined|address|address,undefined] [extra ctest args...]
+#     (the sanitizer build is clang-14's, with the fuzzers of fuzz/: scripts/fuzz.sh runs them)
 #   scripts/test.sh --without-opencv [extra ctest args...]   # the core alone (build-core-only/)
 set -euo pipefail
 
@@ -12,6 +13,7 @@ setup_args=()
 if [ "${1:-}" = "--sanitize" ]; then
   build_dir="$root/build-sanitize"
   setup_args=(--sanitize "$2" --build-dir "$build_dir")
+  [[ "$2" != *address* ]] || setup_args+=(--fuzz)
   shift 2
 elif [ "${1:-}" = "--without-opencv" ]; then
   build_dir="$root/build-core-only"

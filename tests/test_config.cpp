@@ -99,7 +99,8 @@ TEST(Hash, Sha256KnownVectors) {
 }
 
 // Text that is not UTF-8 is escaped byte by byte (overlongs, surrogates, truncated and stray
-// continuation bytes included); valid UTF-8 passes unchanged; dump_json never throws on it.
+// continuation bytes included), and so are control characters; valid UTF-8 passes unchanged;
+// dump_json never throws on it.
 TEST(JsonText, InvalidUtf8IsEscapedValidPassesUnchanged) {
   using fervid::printable_utf8;
   EXPECT_EQ(printable_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"), "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
@@ -109,8 +110,21 @@ TEST(JsonText, InvalidUtf8IsEscapedValidPassesUnchanged) {
   EXPECT_EQ(printable_utf8("\xF4\x90\x80\x80"), "\\xF4\\x90\\x80\\x80") << "above U+10FFFF";
   EXPECT_EQ(printable_utf8("ab\xE2\x82"), "ab\\xE2\\x82") << "cut short";
   EXPECT_EQ(printable_utf8("\x80x"), "\\x80x");
-  EXPECT_EQ(printable_utf8(std::string("a\0b", 3)), std::string("a\0b", 3));
+  EXPECT_EQ(printable_utf8(std::string("a\0b", 3)), "a\\x00b");
+  EXPECT_EQ(printable_utf8("bell\a, escape\x1b[2J, tab\tkept"), "bell\\x07, escape\\x1B[2J, tab\tkept");
   const nlohmann::json j = {{"name", "caf\xE9"}};
   EXPECT_THROW(j.dump(), nlohmann::json::exception) << "why dump_json exists";
   EXPECT_EQ(fervid::dump_json(j), "{\"name\":\"caf\xEF\xBF\xBD\"}");
+}
+
+// JSON errors are told without the library's tag, keeping where and what.
+TEST(JsonText, ErrorsLoseTheLibrarysTagButKeepTheLocation) {
+  try {
+    const auto j = nlohmann::json::parse("{\"a\": tru}");
+    FAIL() << "parsed: " << j.dump();
+  } catch (const nlohmann::json::exception& e) {
+    const std::string m = fervid::json_error_text(e);
+    EXPECT_EQ(m.find("json.exception"), std::string::npos) << m;
+    EXPECT_NE(m.find("line 1, column"), std::string::npos) << m;
+  }
 }

@@ -140,6 +140,20 @@ TEST_F(Fer2013Csv, InvalidRowsAreCountedWithLineAndField) {
   EXPECT_NE(msg.find(path("b.csv") + ":3: field 'pixels'"), std::string::npos) << msg;
 }
 
+// A binary file passed for a CSV: what is quoted back is escaped, never raw bytes or terminal
+// control sequences.
+TEST_F(Fer2013Csv, QuotedFieldsAreEscapedNotEchoedRaw) {
+  write_text(path("bin.csv"), std::string("emotion,pixels,Usage\n\x1b[2J\xff\x01,1 2,Train\x07\n"));
+  ReadReport rep;
+  read_fer2013_csv(path("bin.csv"), {}, &rep);
+  ASSERT_EQ(rep.issues.size(), 1u);
+  EXPECT_NE(rep.issues[0].message.find("'\\x1B[2J\\xFF\\x01'"), std::string::npos) << rep.issues[0].message;
+  write_text(path("binhead.csv"), "\x1b]0;title\x07,x\n");
+  const auto msg = error_of([&] { read_fer2013_csv(path("binhead.csv")); });
+  EXPECT_NE(msg.find("\\x1B]0;title\\x07"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\x1b'), std::string::npos) << msg;
+}
+
 TEST_F(Fer2013Csv, StructuralErrors) {
   write_text(path("noheader.csv"), "0," + pixels_row(2304) + ",Training\n");
   EXPECT_NE(error_of([&] { read_fer2013_csv(path("noheader.csv")); }).find(":1: header is"), std::string::npos);

@@ -289,9 +289,16 @@ TEST_F(ServerTest, BadInputIsAnsweredWithItsStatusAndReason) {
   EXPECT_EQ(get("/health").first, 200);
 }
 
-// Sends `request` as it is (Connection: close) and returns everything the server answers.
-std::string raw_exchange(int port, const std::string& request) {
+// Sends `request` as it is (Connection: close) and returns everything the server answers;
+// from the loopback address `from` when given (127.0.0.2: another client).
+std::string raw_exchange(int port, const std::string& request, const char* from = nullptr) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (from != nullptr) {
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    ::inet_pton(AF_INET, from, &src.sin_addr);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof(src)) != 0) throw std::runtime_error("cannot bind");
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -577,6 +584,27 @@ TEST_F(ServerTest, SessionsAreCapped) {
   EXPECT_EQ(get("/health").second["sessions"], 2);
   ASSERT_EQ(client_->Delete(("/v1/sessions/" + a).c_str())->status, 200);
   create_session();  // room again
+}
+
+// One client may not take every session: past its own cap it gets 429, another client still
+// gets one.
+TEST_F(ServerTest, SessionsAreCappedPerClient) {
+  ServerOptions o;
+  o.max_sessions = 10;
+  o.max_sessions_per_client = 2;
+  start(o);
+  create_session();
+  create_session();
+  auto r = client_->Post("/v1/sessions", "{}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 429) << r->body;
+  EXPECT_FALSE(r->get_header_value("Retry-After").empty());
+  EXPECT_NE(parse(r)["error"].get<std::string>().find("2 live sessions"), std::string::npos) << r->body;
+  const std::string other = raw_exchange(
+      port_, "POST /v1/sessions HTTP/1.1\r\nHost: " + host() + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+      "127.0.0.2");
+  EXPECT_EQ(other.rfind("HTTP/1.1 201", 0), 0u) << other;
+  EXPECT_EQ(server_->sessions(), 3);
 }
 
 TEST_F(ServerTest, IdleSessionsExpire) {

@@ -9,9 +9,14 @@
 
 namespace fervid {
 
-// `text` unchanged when it is valid UTF-8; otherwise each byte that is not part of a valid
-// sequence written as the four characters \xNN (so a name stays recognisable and distinct).
+// `text` unchanged when it is valid UTF-8 without control characters; otherwise each byte that
+// is not part of a valid sequence, and each control character but tab, written as the four
+// characters \xNN (so a name stays recognisable and distinct, and a terminal safe).
 std::string printable_utf8(std::string_view text);
+
+// What a JSON error says, in words a user can act on: nlohmann's message without its
+// "[json.exception.parse_error.101] " tag ("parse error at line 1, column 5: syntax error ...").
+std::string json_error_text(const nlohmann::json::exception& e);
 
 // j.dump(indent), with any invalid UTF-8 left in a string replaced (U+FFFD) instead of throwing.
 std::string dump_json(const nlohmann::json& j, int indent = -1);

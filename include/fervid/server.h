@@ -9,7 +9,8 @@
 //   server.run();    // blocks until stop() (from another thread or a signal watcher)
 //
 // Endpoints (JSON everywhere; errors are {"error": "..."} with 400, 401 (no token), 403 (another
-// origin), 404, 405, 411 (a chunked body), 413, 415, 421 (a foreign Host) or 503; 500 only for
+// origin), 404, 405, 411 (a chunked body), 413, 415, 421 (a foreign Host), 429 (a client's
+// sessions) or 503; 500 only for
 // internal faults). No answer names a path on the server's disk:
 //   GET    /                          the browser page (photo upload; camera or shared window)
 //   GET    /health                    {"status": "ok", "model" (file name), "sessions", "max_sessions", "uptime_s"}
@@ -69,6 +70,9 @@ struct ServerOptions {
   // Largest width * height an image header may claim (413 above it, nothing decoded).
   int64_t max_pixels = 40'000'000;
   int max_sessions = 64;          // live sessions at once (503 when full)
+  // Live sessions one client address may hold (429 above it): one page filling every
+  // session would leave none for the others.
+  int max_sessions_per_client = 8;
   double session_timeout_s = 60;  // a session idle this long is removed
   int workers = 2;                // requests decoding and analysing at once
   int http_threads = 8;           // connections served at once

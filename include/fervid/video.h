@@ -86,6 +86,9 @@ struct VideoOptions {
   // gets a full scan, so that no id jumps to a face in the new shot. 0 = off. In [0, 1]: cuts in
   // edited footage measure 0.24-0.38, motion within a shot under 0.08.
   double cut_threshold = 0.2;
+  // Tracks followed at once (confirmed or not); detections beyond it start no track until one
+  // ends. In [1, 10000]: bounds the work per frame, whatever a frame holds.
+  int max_tracks = 64;
   // Template matching between detections.
   int follow_patch = 40;          // patch side (pixels) the matching runs at; [8, 256]
   double min_follow_score = 0.6;  // lowest normalised correlation accepted; [-1, 1]

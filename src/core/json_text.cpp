@@ -42,7 +42,9 @@ std::string printable_utf8(std::string_view text) {
   out.reserve(text.size());
   for (size_t i = 0; i < text.size();) {
     const size_t n = utf8_sequence(text, i);
-    if (n == 0) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    // Control characters too: a quoted field must not move a terminal's cursor or ring its bell.
+    if (n == 0 || (n == 1 && ((c < 0x20 && c != '\t') || c == 0x7F))) {
       char hex[5];
       std::snprintf(hex, sizeof(hex), "\\x%02X", static_cast<unsigned char>(text[i]));
       out += hex;
@@ -53,6 +55,15 @@ std::string printable_utf8(std::string_view text) {
     }
   }
   return out;
+}
+
+std::string json_error_text(const nlohmann::json::exception& e) {
+  std::string m = e.what();
+  if (m.rfind("[json.exception.", 0) == 0) {
+    const size_t end = m.find("] ");
+    if (end != std::string::npos) m.erase(0, end + 2);
+  }
+  return printable_utf8(m);
 }
 
 std::string dump_json(const nlohmann::json& j, int indent) {

@@ -1,12 +1,15 @@
 // FER2013 CSV and FER+ votes (design.md section 5).
 #include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
+#include "fervid/json_text.h"
 #include "fervid/labels.h"
 #include "fervid/readers.h"
 
@@ -150,12 +153,17 @@ Dataset read_fer2013_csv(const std::string& path, const ReadOptions& options, Re
   if (!reader.next(line)) throw DataError(path + ":1: empty file, expected header 'emotion,pixels,Usage'");
   if (line.size() >= 3 && std::memcmp(line.data(), "\xEF\xBB\xBF", 3) == 0) line.remove_prefix(3);
   if (line != "emotion,pixels,Usage") {
-    throw DataError(path + ":1: header is '" + std::string(line.substr(0, 80)) +
+    throw DataError(path + ":1: header is '" + printable_utf8(line.substr(0, 80)) +
                     "', expected 'emotion,pixels,Usage'");
   }
   Dataset ds;
   ds.height = ds.width = kFerSide;
-  ds.pixels.reserve(36000u * kFerPixels);
+  // Room for the rows the file can hold (a row is at least ~2,000 bytes even gzipped; FER2013
+  // has 35,887): one allocation for the real file, not 82 MB for a small one.
+  std::error_code size_ec;
+  const auto file_bytes = std::filesystem::file_size(path, size_ec);
+  const size_t rows = size_ec ? 16 : std::clamp<size_t>(static_cast<size_t>(file_bytes / 2000), 16, 36000);
+  ds.pixels.reserve(rows * kFerPixels);
   std::array<uint8_t, kFerPixels> image{};
   while (reader.next(line)) {
     if (line.empty()) continue;
@@ -172,7 +180,7 @@ Dataset read_fer2013_csv(const std::string& path, const ReadOptions& options, Re
     }
     int label = -1;
     if (!parse_int(fields[0], label) || label < 0 || label >= kNumExpressions) {
-      bad("emotion", "is '" + std::string(fields[0].substr(0, 20)) + "', expected 0..6");
+      bad("emotion", "is '" + printable_utf8(fields[0].substr(0, 20)) + "', expected 0..6");
       continue;
     }
     std::string error;
@@ -182,7 +190,7 @@ Dataset read_fer2013_csv(const std::string& path, const ReadOptions& options, Re
     }
     const auto split = parse_split(fields[2]);
     if (!split || (fields[2] != "Training" && fields[2] != "PublicTest" && fields[2] != "PrivateTest")) {
-      bad("Usage", "is '" + std::string(fields[2].substr(0, 20)) + "', expected Training, PublicTest or PrivateTest");
+      bad("Usage", "is '" + printable_utf8(fields[2].substr(0, 20)) + "', expected Training, PublicTest or PrivateTest");
       continue;
     }
     ds.add(image.data(), label, *split, where);
@@ -260,7 +268,7 @@ void apply_ferplus(Dataset& fer, const std::string& ferplus_csv, const FerPlusOp
     if (fields.size() != 12) throw DataError(where + ": has " + std::to_string(fields.size()) + " fields, expected 12");
     const auto usage = parse_split(fields[0]);
     if (!usage || *usage != fer.splits[row]) {
-      throw DataError(where + ": field 'Usage' is '" + std::string(fields[0]) + "' but FER2013 row " +
+      throw DataError(where + ": field 'Usage' is '" + printable_utf8(fields[0].substr(0, 20)) + "' but FER2013 row " +
                       std::to_string(row + 1) + " is " + std::string(to_string(fer.splits[row])) +
                       " (the files are not row-aligned)");
     }
@@ -269,7 +277,7 @@ void apply_ferplus(Dataset& fer, const std::string& ferplus_csv, const FerPlusOp
     for (int i = 0; i < 10; ++i) {
       if (!parse_int(fields[static_cast<size_t>(i) + 2], votes[i]) || votes[i] < 0 || votes[i] > 10) {
         throw DataError(where + ": vote column " + std::to_string(i + 3) + " is '" +
-                        std::string(fields[static_cast<size_t>(i) + 2]) + "', expected 0..10");
+                        printable_utf8(fields[static_cast<size_t>(i) + 2].substr(0, 20)) + "', expected 0..10");
       }
     }
     if (mixing) {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "fervid/atomic_file.h"
+#include "fervid/json_text.h"
 
 namespace fervid {
 
@@ -166,7 +167,7 @@ Parsed parse_model(std::string bytes, const std::string& path) {
   try {
     p.header = json::parse(b.begin() + kPreambleSize, b.begin() + static_cast<long>(kPreambleSize + header_size));
   } catch (const json::exception& e) {
-    throw ModelFileError(where + "corrupted header: " + e.what());
+    throw ModelFileError(where + "corrupted header: " + json_error_text(e));
   }
   p.data_start = kPreambleSize + header_size;
   uint64_t data_size = 0;
@@ -259,7 +260,7 @@ void copy_weights(const Parsed& p, const std::string& path, MCSANet& net) {
       }
     }
   } catch (const json::exception& e) {
-    throw ModelFileError(where + "malformed tensor table in the header (" + e.what() + ")");
+    throw ModelFileError(where + "malformed tensor table in the header (" + json_error_text(e) + ")");
   }
 }
 
@@ -298,7 +299,7 @@ ModelConfig config_from_json(const json& j) {
     c.norm_mean = field("norm_mean").get<double>();
     c.norm_std = field("norm_std").get<double>();
   } catch (const json::exception& e) {
-    throw std::invalid_argument(std::string("config field has the wrong type: ") + e.what());
+    throw std::invalid_argument(std::string("config field has the wrong type: ") + json_error_text(e));
   }
   c.validate();
   return c;

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "fervid/json_text.h"
 #include "fervid/model_io.h"
 #include "tfjs_graph_internal.h"
 #ifdef FERVID_HAVE_DNNL
@@ -126,7 +127,7 @@ void TfjsGraph::Impl::read(const std::string& model_json_path) {
   try {
     model = json::parse(in);
   } catch (const json::exception& e) {
-    fail(std::string("not JSON (a TF.js graph model's model.json): ") + e.what());
+    fail(std::string("not JSON (a TF.js graph model's model.json): ") + json_error_text(e));
   }
   if (!model.is_object() || model.value("format", "") != "graph-model")
     fail("not a TF.js graph model (expected \"format\": \"graph-model\")");

@@ -177,9 +177,10 @@ json label_counts(const std::vector<std::string>& names, const std::vector<int>&
 
 // One live stream: a VideoSession (not thread-safe) behind its own mutex.
 struct Session {
-  Session(std::string i, const Analyzer& analyzer, const VideoOptions& o)
-      : id(std::move(i)), video(analyzer, o), created(Clock::now()), last_used(created) {}
+  Session(std::string i, std::string c, const Analyzer& analyzer, const VideoOptions& o)
+      : id(std::move(i)), client(std::move(c)), video(analyzer, o), created(Clock::now()), last_used(created) {}
   const std::string id;
+  const std::string client;  // the address that created it (the per-client cap)
   std::mutex mutex;  // guards `video`
   VideoSession video;
   const Clock::time_point created;
@@ -344,6 +345,8 @@ void ServerOptions::validate() const {
   if (max_body_bytes < 1024) fail("max_body_bytes", ">= 1024", std::to_string(max_body_bytes));
   if (max_pixels < 1) fail("max_pixels", ">= 1", std::to_string(max_pixels));
   if (max_sessions < 0) fail("max_sessions", ">= 0", std::to_string(max_sessions));
+  if (max_sessions_per_client < 1)
+    fail("max_sessions_per_client", ">= 1", std::to_string(max_sessions_per_client));
   if (!(session_timeout_s > 0)) fail("session_timeout_s", "> 0", std::to_string(session_timeout_s));
   if (workers < 1) fail("workers", ">= 1", std::to_string(workers));
   if (http_threads < 1) fail("http_threads", ">= 1", std::to_string(http_threads));
@@ -893,6 +896,14 @@ struct Server::Impl {
     {
       std::lock_guard<std::mutex> lock(sessions_mutex);
       sweep(Clock::now());
+      const int mine = static_cast<int>(std::count_if(sessions.begin(), sessions.end(), [&](const auto& e) {
+        return e.second->client == req.remote_addr;
+      }));
+      if (mine >= options.max_sessions_per_client) {
+        res.set_header("Retry-After", std::to_string(static_cast<int>(std::ceil(options.session_timeout_s))));
+        throw HttpError(429, "this client has " + std::to_string(mine) +
+                                 " live sessions, the most one client may hold; end one (DELETE /v1/sessions/{id})");
+      }
       if (static_cast<int>(sessions.size()) >= options.max_sessions) {
         res.set_header("Retry-After", std::to_string(static_cast<int>(std::ceil(options.session_timeout_s))));
         throw HttpError(
@@ -902,7 +913,7 @@ struct Server::Impl {
       }
       do id = random_token();
       while (sessions.count(id));
-      sessions.emplace(id, std::make_shared<Session>(id, *analyzer, vo));
+      sessions.emplace(id, std::make_shared<Session>(id, req.remote_addr, *analyzer, vo));
     }
     json out = video_options_json(vo);
     out["id"] = id;

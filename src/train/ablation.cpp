@@ -103,7 +103,7 @@ nlohmann::json read_json_file(const fs::path& path) {
   try {
     return nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(path.string() + ": " + e.what());
+    throw std::runtime_error(path.string() + ": " + json_error_text(e));
   }
 }
 
@@ -364,7 +364,7 @@ AblationRow ablation_row_from_json(const nlohmann::json& j) {
     r.parameters = j.at("parameters").get<int64_t>();
     r.metrics = eval_metrics_from_json(j.at("metrics"));
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(std::string("ablation result: ") + e.what());
+    throw std::runtime_error(std::string("ablation result: ") + json_error_text(e));
   }
   return r;
 }

@@ -507,7 +507,7 @@ TrainConfig read_train_config_file(const std::string& path) {
   try {
     return train_config_from_json(json::parse(in));
   } catch (const json::exception& e) {
-    throw std::invalid_argument(path + ": " + e.what());
+    throw std::invalid_argument(path + ": " + json_error_text(e));
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(path + ": " + e.what());
   }
@@ -967,7 +967,7 @@ class Run {
     try {
       return json::parse(in);
     } catch (const json::exception& e) {
-      throw std::runtime_error(path + ": " + e.what());
+      throw std::runtime_error(path + ": " + json_error_text(e));
     }
   }
 

@@ -73,6 +73,7 @@ void VideoOptions::validate() const {
   require(min_follow_score >= -1.0 && min_follow_score <= 1.0, "min_follow_score", "in [-1, 1]",
           str(min_follow_score));
   require(max_entries >= 1, "max_entries", ">= 1", str(max_entries));
+  require(max_tracks >= 1 && max_tracks <= 10000, "max_tracks", "in [1, 10000]", str(max_tracks));
   try {
     scan.validate();
   } catch (const std::invalid_argument& e) {
@@ -395,6 +396,8 @@ struct VideoSession::Impl {
       };
       for (size_t d = 0; d < found.size(); ++d) {
         if (det_match[d] >= 0 || nested(found[d])) continue;
+        // A frame of a thousand "faces" must not become a thousand tracks to follow on every frame.
+        if (static_cast<int>(tracks.size()) >= options.max_tracks) break;
         Track t;
         t.box = found[d];
         t.hits = 1;

@@ -61,6 +61,15 @@ cv::Mat with_face(cv::Mat bg, cv::Point at) {
   return bg;
 }
 
+// 640 x 300: the background, and its left 240 columns again on the right (room for two faces).
+cv::Mat wide_background() {
+  cv::Mat wide(300, 640, CV_8UC3);
+  const cv::Mat bg = background();
+  bg.copyTo(wide(cv::Rect(0, 0, 400, 300)));
+  bg(cv::Rect(0, 0, 240, 300)).copyTo(wide(cv::Rect(400, 0, 240, 300)));
+  return wide;
+}
+
 cv::Point2d center(const cv::Rect& r) { return {r.x + r.width / 2.0, r.y + r.height / 2.0}; }
 
 class Video : public ::testing::Test {
@@ -138,6 +147,8 @@ TEST(VideoOptions, RejectsOutOfRangeValuesNamingTheField) {
               o.min_follow_score = 2;
             }).find("min_follow_score must be in [-1, 1], got 2"),
             std::string::npos);
+  EXPECT_NE(error([](VideoOptions& o) { o.max_tracks = 0; }).find("max_tracks must be in [1, 10000], got 0"),
+            std::string::npos);
   EXPECT_EQ(error([](VideoOptions&) {}), "<nothing thrown>");
 }
 
@@ -214,16 +225,43 @@ TEST_F(Video, FollowsTheFaceBetweenDetections) {
   EXPECT_EQ(session.stats().detection_frames, 3);
 }
 
+// Tracks are capped: with room for one, two faces in the frame give one track; the other face
+// gets one when the first leaves.
+TEST_F(Video, TracksAreCappedAndTheCapFreesWhenATrackEnds) {
+  VideoOptions o;
+  o.min_hits = 1;
+  o.max_tracks = 1;
+  o.max_missed = 0;
+  VideoSession session(*analyzer_, o);
+  const cv::Mat wide = wide_background();
+  cv::Mat both = wide.clone();
+  face_crop().copyTo(both(cv::Rect(cv::Point(20, 40), face_crop().size())));
+  face_crop().copyTo(both(cv::Rect(cv::Point(440, 60), face_crop().size())));
+  for (int t = 0; t < 3; ++t) {
+    EXPECT_EQ(session.process(both, t / 30.0).size(), 1u) << "frame " << t;
+    EXPECT_EQ(session.active_tracks(), 1);
+  }
+  cv::Mat right = wide.clone();  // the first face (the left one, found first or not) may leave
+  face_crop().copyTo(right(cv::Rect(cv::Point(440, 60), face_crop().size())));
+  cv::Mat left = wide.clone();
+  face_crop().copyTo(left(cv::Rect(cv::Point(20, 40), face_crop().size())));
+  // Whichever face holds the track, show only the other one until it is tracked.
+  const int tracked_x = session.process(both, 0.1).at(0).box.x;
+  const cv::Mat& other = tracked_x < 320 ? right : left;
+  std::vector<TrackedFace> faces;
+  for (int t = 0; t < 4 && faces.empty(); ++t) faces = session.process(other, 0.2 + t / 30.0);
+  ASSERT_EQ(faces.size(), 1u) << "the other face got the freed track";
+  EXPECT_EQ(faces[0].id, 2);
+  EXPECT_EQ((faces[0].box.x < 320), !(tracked_x < 320));
+}
+
 TEST_F(Video, LocalDetectionBetweenFullScansAndNewFacesOnFullScans) {
   VideoOptions o;
   o.full_scan_every = 4;
   o.min_hits = 1;
   VideoSession session(*analyzer_, o);
   // A second face enters at frame 2 on the right; it may only be found at the full scan of frame 4.
-  cv::Mat wide(300, 640, CV_8UC3);
-  const cv::Mat bg = background();
-  bg.copyTo(wide(cv::Rect(0, 0, 400, 300)));
-  bg(cv::Rect(0, 0, 240, 300)).copyTo(wide(cv::Rect(400, 0, 240, 300)));
+  const cv::Mat wide = wide_background();
   for (int t = 0; t < 9; ++t) {
     cv::Mat frame = wide.clone();
     const cv::Point at(20 + 4 * t, 40 + 2 * t);

@@ -88,6 +88,10 @@ void add_serve_command(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--max-sessions", f->server.max_sessions, "Live camera / window sessions at once")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_option("--max-sessions-per-client", f->server.max_sessions_per_client,
+                  "Live sessions one client address may hold")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--session-timeout", f->server.session_timeout_s,
                   "Seconds without a request after which a session ends")
       ->check(CLI::PositiveNumber)
