@@ -4,6 +4,7 @@
 // recorded with @tensorflow/tfjs 4.22.0's CPU backend: tests/reference/tfjs/README.md), and the
 // malformed files it must refuse by name.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -183,4 +184,26 @@ TEST(TfjsGraph, BothEnginesGiveTheSameOutputs) {
 }
 
 }  // namespace
+}  // namespace fervid
+
+namespace fervid {
+// A graph the fuzzer found (fuzz/corpus/fuzz_tfjs_graph/regression-reshape-size.json): its
+// Reshape asks for a size the tensor does not have. libtorch's error escaped the reader; it is
+// now a ModelFileError naming the file.
+TEST(TfjsGraph, AGraphThatDoesNotRunOnItsDeclaredShapeIsAModelFileError) {
+  const auto dir = std::filesystem::temp_directory_path() / ("fervid-tfjs-reshape-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(kFixtures + "/tfjs_tiny/weights.bin", dir / "weights.bin",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(std::string(FERVID_SOURCE_DIR) + "/fuzz/corpus/fuzz_tfjs_graph/regression-reshape-size.json",
+                             dir / "model.json", std::filesystem::copy_options::overwrite_existing);
+  try {
+    TfjsGraph g((dir / "model.json").string(), TfjsEngine::kLibtorch);
+    ADD_FAILURE() << "read";
+  } catch (const ModelFileError& e) {
+    EXPECT_NE(std::string(e.what()).find("does not run on its declared input shape"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find((dir / "model.json").string()), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
 }  // namespace fervid

@@ -508,7 +508,17 @@ void TfjsGraph::Impl::prepare() {
   if (fixed) {
     auto shape = input_shape;
     if (shape[0] < 1) shape[0] = 1;
-    run(torch::zeros(shape), &macs);
+    try {
+      run(torch::zeros(shape), &macs);
+    } catch (const ModelFileError&) {
+      throw;
+    } catch (const std::exception& e) {
+      // A shape that libtorch refuses (a Reshape to a size the tensor does not have, found by
+      // the fuzzer): the file's fault, named as such.
+      std::string what = e.what();
+      what = what.substr(0, what.find('\n'));  // libtorch appends a backtrace
+      fail("the graph does not run on its declared input shape: " + what);
+    }
   }
 #ifdef FERVID_HAVE_DNNL
   // The graph straight on oneDNN when it is one the executor runs (else libtorch runs it, as here).
