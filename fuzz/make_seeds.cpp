@@ -1,6 +1,7 @@
-// Writes the fuzzers' seed corpora into DIR/<target>/: one small valid input of each format
-// (and a few near misses), so that fuzzing starts from the formats' structure, not from noise.
-//   fuzz_make_seeds fuzz/corpus
+// Writes the fuzzers' seeds into DIR/<target>/: one small valid input of each format (and a few
+// near misses), so that fuzzing starts from the formats' structure, not from noise. scripts/fuzz.sh
+// runs it before every fuzzing run (the CSV rows, synthetic as they are, stay out of the repository).
+//   fuzz_make_seeds DIR
 #include <zlib.h>
 
 #include <cstdio>

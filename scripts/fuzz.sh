@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets of the sanitizer build (scripts/test.sh --sanitize address,undefined
-# builds them with clang-14, ASan + UBSan), each for a fixed time from its committed seed corpus
-# (fuzz/corpus/<target>/, copied: the repository's corpus is not changed), two at a time.
+# builds them with clang-14, ASan + UBSan), each for a fixed time, two at a time, from seeds
+# written now by fuzz_make_seeds (one small input of each format; the CSV seeds are made here, not
+# kept in the repository) and the committed inputs of fuzz/corpus/<target>/ (regressions), copied:
+# the repository's corpus is not changed.
 #
 #   scripts/fuzz.sh [--seconds 60] [--build-dir build-sanitize] [--jobs 2] [target ...]
 #
@@ -25,11 +27,15 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ ${#targets[@]} -eq 0 ]; then
-  for d in "$root"/fuzz/corpus/*/; do targets+=("$(basename "$d")"); done
+  for exe in "$build_dir"/fuzz/fuzz_*; do
+    t=$(basename "$exe")
+    [ -x "$exe" ] && [ "$t" != fuzz_make_seeds ] && targets+=("$t")
+  done
 fi
 out="$build_dir/fuzz-run"
 rm -rf "$out"
 mkdir -p "$out/artifacts"
+"$build_dir/fuzz/fuzz_make_seeds" "$out/seeds" > /dev/null
 # libtorch's and OpenCV's process-wide allocations are theirs: leaks are checked per input
 # (libFuzzer's own check), not in the state left at exit.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_odr_violation=0:allocator_may_return_null=1}
@@ -44,7 +50,8 @@ run_one() {
   fi
   local corpus="$out/corpus-$t"
   mkdir -p "$corpus"
-  cp -r "$root/fuzz/corpus/$t/." "$corpus/"
+  [ ! -d "$out/seeds/$t" ] || cp -r "$out/seeds/$t/." "$corpus/"
+  [ ! -d "$root/fuzz/corpus/$t" ] || cp -r "$root/fuzz/corpus/$t/." "$corpus/"
   local status=0
   "$exe" "$corpus" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=4096 -max_len=262144 \
     -print_final_stats=1 -artifact_prefix="$out/artifacts/$t-" > "$out/$t.log" 2>&1 || status=$?

@@ -50,12 +50,10 @@ struct HttpError : std::runtime_error {
   int status;
 };
 
-// Strings from requests (a multipart file name, a header) may be any bytes: never let a dump throw.
-std::string dump(const json& j) { return dump_json(j); }
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(dump(body), "application/json");
+  res.set_content(dump_json(body), "application/json");  // request strings may be any bytes
 }
 
 void send_error(httplib::Response& res, int status, const std::string& message) {
@@ -884,7 +882,7 @@ struct Server::Impl {
                                    "' (accepted: every, smooth, min_hits, full_scan_every)");
         if (integer ? !value.is_number_integer() : !value.is_number())
           throw HttpError(400, "session options: " + key + " must be " +
-                                   (integer ? "an integer" : "a number") + ", got " + dump(value));
+                                   (integer ? "an integer" : "a number") + ", got " + dump_json(value));
         if (key == "every") vo.detect_every = value.get<int>();
         if (key == "smooth") vo.smoothing = value.get<double>();
         if (key == "min_hits") vo.min_hits = value.get<int>();
