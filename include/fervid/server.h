@@ -9,9 +9,9 @@
 //   server.run();    // blocks until stop() (from another thread or a signal watcher)
 //
 // Endpoints (JSON everywhere; errors are {"error": "..."} with 400, 401 (no token), 403 (another
-// origin), 404, 405, 411 (a chunked body), 413, 415, 421 (a foreign Host), 429 (a client's
-// sessions) or 503; 500 only for
-// internal faults). No answer names a path on the server's disk:
+// origin), 404, 405, 408 (a header or body too slow), 411 (a chunked body), 413, 415, 421 (a
+// foreign Host), 429 (a client's sessions), 431 (a header too large) or 503 (with Retry-After);
+// 500 only for internal faults). No answer names a path on the server's disk:
 //   GET    /                          the browser page (photo upload; camera or shared window)
 //   GET    /health                    {"status": "ok", "model" (file name), "sessions", "max_sessions", "uptime_s"}
 //   GET    /v1/model                  class names and colours, model file name, sha256, configuration,
@@ -30,12 +30,17 @@
 // Images are decoded from memory with decode_image(): the header's size is checked against
 // max_pixels before anything is decoded (413), non-image data is refused (400).
 //
-// Threads: HTTP connections are served by `http_threads` threads (they mostly wait on the
-// network; a browser keeps idle connections open); at most `workers` requests decode and
-// analyse at once. Each analysis uses libtorch's intra-op threads, so workers x intra-op
-// threads should not exceed the cores (`fervid serve` sets intra-op = cores / workers). A live
-// session (VideoSession, not thread-safe) is guarded by its own mutex: frames of one session
-// are processed one at a time, in arrival order.
+// Threads: one I/O thread reads and writes every connection (src/server/http.h), so a slow or
+// idle client holds a connection, never a thread: a request header must arrive within
+// header_timeout_s of its first byte and a body within body_timeout_s (408 otherwise). The page,
+// /health and /v1/model are answered on that thread, so no amount of work delays them. Requests
+// that work (analyze, sessions, frames) wait in a queue of `queue_depth` (503 with Retry-After
+// when it is full) for `http_threads` threads, of which at most `workers` decode and analyse at
+// once; a request whose client hangs up while it waits is dropped unanalysed. Each analysis uses
+// libtorch's intra-op threads, so workers x intra-op threads should not exceed the cores
+// (`fervid serve` sets intra-op = cores / workers). A live session (VideoSession, not
+// thread-safe) is guarded by its own mutex: frames of one session are processed one at a time,
+// in arrival order.
 #pragma once
 
 #include <cstdint>
@@ -59,8 +64,9 @@ namespace fervid {
 // - token (non-empty): every request but /health carries it, as "Authorization: Bearer <token>"
 //   or the cookie that GET /?token=<token> sets (and redirects to /, so the address bar keeps
 //   no token); 401 otherwise. Compared in constant time.
-// - Framing: more than one Content-Length, or one that is not a decimal number: 400, and the
-//   connection is closed (a body read by one length and not the other is request smuggling).
+// - Framing: more than one Content-Length, one that is not a decimal number, or a
+//   Transfer-Encoding: 400 (411 for chunked alone), and the connection is closed (a body read
+//   by one length and not the other is request smuggling).
 // Not on loopback (validate()): a token is required unless `insecure`.
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -75,7 +81,15 @@ struct ServerOptions {
   int max_sessions_per_client = 8;
   double session_timeout_s = 60;  // a session idle this long is removed
   int workers = 2;                // requests decoding and analysing at once
-  int http_threads = 8;           // connections served at once
+  int http_threads = 8;           // requests handled at once (waiting for a session or a worker included)
+  int queue_depth = 32;           // requests waiting for a thread (503 + Retry-After beyond)
+  int max_connections = 512;      // open at once (503 beyond)
+  int max_requests_per_connection = 1000;  // then the connection is closed (keep-alive limit)
+  int64_t max_header_bytes = 16 * 1024;    // request line and headers (431 above it)
+  double header_timeout_s = 10;   // a request's first byte to the end of its header (408)
+  double body_timeout_s = 60;     // the end of the header to the end of the body (408)
+  double idle_timeout_s = 5;      // a kept-alive connection waiting for its next request
+  double write_timeout_s = 30;    // an answer the client does not take in this time: closed
   std::string token;                         // see above; empty: none
   bool insecure = false;                     // serve beyond loopback without a token
   std::vector<std::string> allowed_origins;  // e.g. "https://class.example.org"
@@ -104,6 +118,11 @@ std::string random_token();
 // Constant-time equality (the time depends on the lengths only): for comparing secrets.
 bool constant_time_equal(const std::string& a, const std::string& b);
 
+// POST /v1/sessions's body (empty: `defaults`): a JSON object of every, smooth, min_hits,
+// full_scan_every over `defaults`. Throws std::invalid_argument ("session options: ...") naming
+// the field for anything else, a wrong type or an out-of-range value.
+VideoOptions session_options_from_json(const std::string& body, const VideoOptions& defaults);
+
 class Server {
  public:
   // `analyzer` is shared (const, thread-safe) and kept alive by the server. Reads the model
@@ -116,8 +135,7 @@ class Server {
   // Opens the listening socket; returns the port (the chosen one when options.port is 0).
   // Throws std::runtime_error naming host:port and the reason (e.g. the port is in use).
   int bind();
-  // Serves until stop(); binds first when bind() was not called. Call once. Sets SIGPIPE to
-  // ignored when it is at its default (a client hanging up would otherwise end the process).
+  // Serves until stop(); binds first when bind() was not called. Call once.
   void run();
   // Stops accepting and makes run() return once the requests in flight are answered.
   // Thread-safe, idempotent; may come before run(). Not from inside a request.

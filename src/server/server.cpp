@@ -1,10 +1,9 @@
-// fervid::Server (server.h): routes, request parsing and sessions over cpp-httplib.
+// fervid::Server (server.h): routes, access checks and sessions over fervid::http (http.h).
 #include "fervid/server.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,6 +30,7 @@
 #include "fervid/hash.h"
 #include "fervid/image_io.h"
 #include "fervid/json_text.h"
+#include "http.h"
 #include "page_html.h"  // kPageHtml, generated from page.html at configure time
 
 namespace fervid {
@@ -51,12 +51,12 @@ struct HttpError : std::runtime_error {
 };
 
 
-void send_json(httplib::Response& res, int status, const json& body) {
+void send_json(http::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(dump_json(body), "application/json");  // request strings may be any bytes
 }
 
-void send_error(httplib::Response& res, int status, const std::string& message) {
+void send_error(http::Response& res, int status, const std::string& message) {
   send_json(res, status, {{"error", message}});
 }
 
@@ -94,23 +94,10 @@ class SlotGuard {
   Slots& s_;
 };
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-// "image/JPEG; charset=x" -> "image/jpeg".
-std::string media_type(const httplib::Request& req) {
-  std::string t = req.get_header_value("Content-Type");
-  t = t.substr(0, t.find(';'));
-  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
-  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.erase(t.begin());
-  return lower(t);
-}
+using http::lower;
 
 // Query parameters: only the named ones are accepted (a typo is an error, not a silent default).
-void check_params(const httplib::Request& req, const std::vector<std::string>& accepted) {
+void check_params(const http::Request& req, const std::vector<std::string>& accepted) {
   for (const auto& [key, value] : req.params) {
     if (std::find(accepted.begin(), accepted.end(), key) != accepted.end()) continue;
     std::string list;
@@ -120,16 +107,16 @@ void check_params(const httplib::Request& req, const std::vector<std::string>& a
   }
 }
 
-bool bool_param(const httplib::Request& req, const std::string& key) {
+bool bool_param(const http::Request& req, const std::string& key) {
   if (!req.has_param(key.c_str())) return false;
-  const std::string v = lower(req.get_param_value(key.c_str()));
+  const std::string v = lower(req.param(key.c_str()));
   if (v.empty() || v == "1" || v == "true" || v == "yes" || v == "on") return true;
   if (v == "0" || v == "false" || v == "no" || v == "off") return false;
   throw HttpError(400, "query parameter " + key + "=" + v + ": expected 1 or 0 (true or false)");
 }
 
-double number_param(const httplib::Request& req, const std::string& key, double lo, double hi) {
-  const std::string v = req.get_param_value(key.c_str());
+double number_param(const http::Request& req, const std::string& key, double lo, double hi) {
+  const std::string v = req.param(key.c_str());
   char* end = nullptr;
   errno = 0;
   const double x = std::strtod(v.c_str(), &end);
@@ -145,15 +132,22 @@ const char* const kImageTypes =
     "multipart/form-data with a field named \"image\"";
 
 // The image bytes of an upload: the raw body, or the multipart field "image" (copied into
-// `storage`: httplib hands multipart fields out by value).
-const std::string& image_bytes(const httplib::Request& req, std::string& storage) {
-  if (req.is_multipart_form_data()) {
-    if (!req.has_file("image")) throw HttpError(400, "multipart upload without a field named \"image\"");
-    storage = req.get_file_value("image").content;
+// `storage`).
+const std::string& image_bytes(const http::Request& req, std::string& storage) {
+  const std::string type = req.media_type();
+  if (type == "multipart/form-data") {
+    std::vector<http::MultipartPart> parts;
+    try {
+      parts = http::parse_multipart(req.header("Content-Type"), req.body);
+    } catch (const http::ParseError& e) {
+      throw HttpError(400, std::string("malformed multipart upload: ") + e.what());
+    }
+    const auto it = std::find_if(parts.begin(), parts.end(), [](const auto& p) { return p.name == "image"; });
+    if (it == parts.end()) throw HttpError(400, "multipart upload without a field named \"image\"");
+    storage = std::move(it->content);
     if (storage.empty()) throw HttpError(400, "the multipart field \"image\" is empty");
     return storage;
   }
-  const std::string type = media_type(req);
   if (!type.empty() && type.rfind("image/", 0) != 0 && type != "application/octet-stream") {
     throw HttpError(415, "Content-Type " + type + " is not an image; send " + kImageTypes);
   }
@@ -186,17 +180,6 @@ struct Session {
   int busy = 0;                 // requests using it now; guarded by Impl::sessions_mutex_
 };
 
-// Per worker thread: when the request being served arrived (set by the pre-routing handler).
-thread_local Clock::time_point t_request;
-thread_local bool t_request_set = false;
-
-// httplib's default socket options set SO_REUSEPORT, which lets a second server bind a port
-// that is in use and silently share it; SO_REUSEADDR alone only reuses ports in TIME_WAIT.
-void socket_options(socket_t sock) {
-  int yes = 1;
-  ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-}
-
 bool wildcard_host(const std::string& host) { return host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]"; }
 
 // A token travels in URLs, cookies and headers: URL-safe characters only.
@@ -207,8 +190,8 @@ bool token_characters_ok(const std::string& t) {
 }
 
 // "Bearer abc" -> "abc"; "" when the header is absent or of another scheme.
-std::string bearer_token(const httplib::Request& req) {
-  const std::string h = req.get_header_value("Authorization");
+std::string bearer_token(const http::Request& req) {
+  const std::string h = req.header("Authorization");
   if (h.size() < 7 || lower(h.substr(0, 7)) != "bearer ") return "";
   std::string t = h.substr(7);
   while (!t.empty() && t.front() == ' ') t.erase(t.begin());
@@ -216,10 +199,8 @@ std::string bearer_token(const httplib::Request& req) {
 }
 
 // The value of cookie `name` in the request's Cookie headers, or "".
-std::string cookie_value(const httplib::Request& req, const std::string& name) {
-  const auto range = req.headers.equal_range("Cookie");
-  for (auto it = range.first; it != range.second; ++it) {
-    const std::string& all = it->second;
+std::string cookie_value(const http::Request& req, const std::string& name) {
+  for (const std::string& all : req.header_values("Cookie")) {
     size_t at = 0;
     while (at < all.size()) {
       size_t end = all.find(';', at);
@@ -232,82 +213,6 @@ std::string cookie_value(const httplib::Request& req, const std::string& name) {
     }
   }
   return "";
-}
-
-// The text of a socket's peer address as httplib writes Request::remote_addr, and its port.
-bool peer_of(int fd, std::string* addr, int* port) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof(ss);
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
-  char text[INET6_ADDRSTRLEN] = {0};
-  if (ss.ss_family == AF_INET) {
-    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-    ::inet_ntop(AF_INET, &a->sin_addr, text, sizeof(text));
-    *port = ntohs(a->sin_port);
-  } else if (ss.ss_family == AF_INET6) {
-    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-    ::inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof(text));
-    *port = ntohs(a->sin6_port);
-  } else {
-    return false;
-  }
-  *addr = text;
-  return true;
-}
-
-// A connection to end once the answer to the request being served is sent (set by
-// close_after_answer, acted on by the logger, which httplib calls after writing the answer).
-thread_local bool t_close_connection = false;
-thread_local std::string t_close_addr;
-thread_local int t_close_port = -1;
-
-// httplib 0.11 keeps a connection open after an answer whatever the answer says, so a request
-// refused before its body was read would leave that body to be read as the next request (request
-// smuggling). Marks the connection to be ended after the answer (see end_connection).
-void close_after_answer(const httplib::Request& req, httplib::Response& res) {
-  res.set_header("Connection", "close");
-  t_close_connection = true;
-  t_close_addr = req.remote_addr;
-  t_close_port = req.remote_port;
-}
-
-// Ends the marked connection, its answer sent: finds its socket by the peer address, drops what
-// the client sent beyond the answered request, sends FIN, and puts /dev/null in the socket's
-// place, so that httplib's next read of the connection fails and it closes it, having parsed
-// nothing more.
-void end_connection(int64_t max_unread) {
-  if (!t_close_connection) return;
-  t_close_connection = false;
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (!dir) return;
-  int target = -1;
-  while (const dirent* e = ::readdir(dir)) {
-    char* end = nullptr;
-    const long fd = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end != '\0') continue;
-    struct stat st {};
-    if (::fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-    std::string addr;
-    int port = -1;
-    if (peer_of(static_cast<int>(fd), &addr, &port) && port == t_close_port && addr == t_close_addr) {
-      target = static_cast<int>(fd);
-      break;
-    }
-  }
-  ::closedir(dir);
-  if (target < 0) return;
-  char buf[16384];
-  for (int64_t dropped = 0; dropped < max_unread;) {
-    const ssize_t n = ::recv(target, buf, sizeof(buf), MSG_DONTWAIT);
-    if (n <= 0) break;
-    dropped += n;
-  }
-  ::shutdown(target, SHUT_WR);
-  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null_fd >= 0) {
-    ::dup2(null_fd, target);  // the socket's last reference: the kernel closes it
-    ::close(null_fd);
-  }
 }
 
 // A response may name the model's file, never where it lies on the server's disk.
@@ -326,6 +231,29 @@ bool is_loopback_host(const std::string& host) {
   if (host == "localhost" || host == "::1" || host == "[::1]") return true;
   in_addr a{};
   return ::inet_pton(AF_INET, host.c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+}
+
+VideoOptions session_options_from_json(const std::string& body, const VideoOptions& defaults) {
+  VideoOptions vo = defaults;
+  if (body.empty()) return vo;
+  auto fail = [](const std::string& message) { throw std::invalid_argument("session options: " + message); };
+  const json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) fail("expected a JSON object such as {\"every\": 2, \"smooth\": 0.6}");
+  for (const auto& [key, value] : j.items()) {
+    const bool integer = key != "smooth";
+    if (key != "every" && key != "smooth" && key != "min_hits" && key != "full_scan_every")
+      fail("unknown field '" + printable_utf8(key) + "' (accepted: every, smooth, min_hits, full_scan_every)");
+    if (integer ? !value.is_number_integer() : !value.is_number())
+      fail(key + " must be " + (integer ? "an integer" : "a number") + ", got " + dump_json(value));
+    if (integer && (value.get<int64_t>() < -1'000'000'000 || value.get<int64_t>() > 1'000'000'000))
+      fail(key + " must be an integer in [-1e9, 1e9], got " + dump_json(value));
+    if (key == "every") vo.detect_every = value.get<int>();
+    if (key == "smooth") vo.smoothing = value.get<double>();
+    if (key == "min_hits") vo.min_hits = value.get<int>();
+    if (key == "full_scan_every") vo.full_scan_every = value.get<int>();
+  }
+  vo.validate();  // invalid_argument naming the field
+  return vo;
 }
 
 bool constant_time_equal(const std::string& a, const std::string& b) {
@@ -347,7 +275,20 @@ void ServerOptions::validate() const {
     fail("max_sessions_per_client", ">= 1", std::to_string(max_sessions_per_client));
   if (!(session_timeout_s > 0)) fail("session_timeout_s", "> 0", std::to_string(session_timeout_s));
   if (workers < 1) fail("workers", ">= 1", std::to_string(workers));
-  if (http_threads < 1) fail("http_threads", ">= 1", std::to_string(http_threads));
+  if (http_threads < 1 || http_threads > 1024) fail("http_threads", "in [1, 1024]", std::to_string(http_threads));
+  if (queue_depth < 0) fail("queue_depth", ">= 0", std::to_string(queue_depth));
+  if (max_connections < 1) fail("max_connections", ">= 1", std::to_string(max_connections));
+  if (max_requests_per_connection < 1)
+    fail("max_requests_per_connection", ">= 1", std::to_string(max_requests_per_connection));
+  if (max_header_bytes < 1024 || max_header_bytes > (int64_t{1} << 20))
+    fail("max_header_bytes", "in [1024, 1048576]", std::to_string(max_header_bytes));
+  auto timeout = [&](const char* field, double v) {
+    if (!(v > 0 && v <= 86400)) fail(field, "in (0, 86400] seconds", std::to_string(v));
+  };
+  timeout("header_timeout_s", header_timeout_s);
+  timeout("body_timeout_s", body_timeout_s);
+  timeout("idle_timeout_s", idle_timeout_s);
+  timeout("write_timeout_s", write_timeout_s);
   if (!token.empty() && (token.size() < 16 || !token_characters_ok(token))) {
     fail("token", "at least 16 characters of A-Z a-z 0-9 - _ . ~", std::to_string(token.size()) + " characters");
   }
@@ -373,37 +314,40 @@ std::string expression_css_color(int label) {
 
 struct Server::Impl {
   Impl(std::shared_ptr<const Analyzer> a, ServerOptions o)
-      : analyzer(std::move(a)), options(std::move(o)), slots(options.workers), started(Clock::now()) {
+      : analyzer(std::move(a)),
+        options(std::move(o)),
+        slots(options.workers),
+        started(Clock::now()),
+        http(http_limits(options), handlers()) {
     if (!analyzer) throw std::invalid_argument("Server: no analyzer");
-    options.validate();
     model = describe_model();
-    setup_routes();
   }
 
-  ~Impl() {
-    // Bound but never served: httplib only closes the socket on stop() while listening.
-    std::lock_guard<std::mutex> lock(run_mutex);
-    if (!ran) http.close_unused_socket();
+  static http::ServerLimits http_limits(const ServerOptions& o) {
+    o.validate();
+    http::ServerLimits l;
+    l.parse.max_header_bytes = static_cast<size_t>(o.max_header_bytes);
+    l.parse.max_body_bytes = o.max_body_bytes;
+    l.header_timeout_s = o.header_timeout_s;
+    l.body_timeout_s = o.body_timeout_s;
+    l.idle_timeout_s = o.idle_timeout_s;
+    l.write_timeout_s = o.write_timeout_s;
+    l.max_connections = o.max_connections;
+    l.max_requests_per_connection = o.max_requests_per_connection;
+    l.threads = o.http_threads;
+    l.queue_depth = o.queue_depth;
+    return l;
   }
-
-  // httplib::Server with access to its listening socket, for the one case above.
-  struct HttpServer : httplib::Server {
-    void close_unused_socket() {
-      const socket_t s = svr_sock_.exchange(INVALID_SOCKET);
-      if (s != INVALID_SOCKET) ::close(s);
-    }
-  };
 
   const std::shared_ptr<const Analyzer> analyzer;
   ServerOptions options;
   json model;
   Slots slots;
   const Clock::time_point started;
-  HttpServer http;
+  http::HttpServer http;
 
   std::mutex run_mutex;
   std::condition_variable run_cv;
-  bool stop_requested = false, running = false, ran = false, http_stopped = false;
   int bound_port = 0;
 
   mutable std::mutex sessions_mutex;
@@ -499,7 +443,40 @@ struct Server::Impl {
     return "";
   }
 
-  void dispatch(const httplib::Request& req, httplib::Response& res) {
+  // Quick endpoints (the page, /health, /v1/model, and what is answered without work: a wrong
+  // path or method) are answered on the I/O thread; the rest waits for a worker.
+  static bool quick_endpoint(const http::Request& req) {
+    std::string id;
+    const Endpoint e = match(req.path, &id);
+    const std::string method = req.method == "HEAD" ? "GET" : req.method;
+    return e == Endpoint::kNone || e == Endpoint::kPage || e == Endpoint::kHealth || e == Endpoint::kModel ||
+           std::string(allowed(e)).find(method) == std::string::npos;
+  }
+
+  http::Handlers handlers() {
+    http::Handlers h;
+    h.screen = [this](const http::Request& req, http::Response& res) { return refused(req, res); };
+    h.quick = [this](const http::Request& req, http::Response& res) {
+      if (!quick_endpoint(req)) return false;
+      dispatch(req, res, nullptr);
+      return true;
+    };
+    h.work = [this](const http::Request& req, http::Response& res, const std::atomic<bool>& cancelled) {
+      dispatch(req, res, &cancelled);
+    };
+    h.error = [](int status, const std::string& message, http::Response& res) { send_error(res, status, message); };
+    h.log = [this](const http::Request& req, const http::Response& res, double ms) {
+      if (!options.log) return;
+      char text[32];
+      std::snprintf(text, sizeof(text), "%.1f ms", ms);
+      options.log(printable_utf8(req.method.empty() ? "-" : req.method) + " " +
+                  printable_utf8(req.path.empty() ? "-" : req.path) + " " + std::to_string(res.status) + " " + text);
+    };
+    return h;
+  }
+
+  // `cancelled` (null on the I/O thread): the client has gone; work not yet begun is skipped.
+  void dispatch(const http::Request& req, http::Response& res, const std::atomic<bool>* cancelled) {
     try {
       std::string id;
       const Endpoint e = match(req.path, &id);
@@ -525,7 +502,7 @@ struct Server::Impl {
           send_json(res, 200, model);
           break;
         case Endpoint::kAnalyze:
-          analyze(req, res);
+          analyze(req, res, cancelled);
           break;
         case Endpoint::kSessions:
           create_session(req, res);
@@ -538,7 +515,7 @@ struct Server::Impl {
             session_summary(id, res);
           break;
         case Endpoint::kFrames:
-          frame(id, req, res);
+          frame(id, req, res, cancelled);
           break;
         case Endpoint::kNone:
           break;
@@ -554,97 +531,6 @@ struct Server::Impl {
     } catch (const std::exception& err) {
       send_error(res, 500, std::string("internal error: ") + err.what());
     }
-  }
-
-  void setup_routes() {
-    http.set_socket_options(socket_options);
-    http.set_tcp_nodelay(true);  // answers go out at once, not after a delayed ACK (~40 ms)
-    http.set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
-    // Idle keep-alive connections hold a thread; a short wait frees it sooner (and lets stop()
-    // finish sooner). The page's frames arrive well within it.
-    http.set_keep_alive_timeout(2);
-    http.set_keep_alive_max_count(100);  // a live page sends a frame every few tens of ms
-    const int threads = options.http_threads;
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-
-    auto handler = [this](const httplib::Request& req, httplib::Response& res) { dispatch(req, res); };
-    // Every path and method goes through dispatch(), which tells 404 from 405.
-    http.Get(".*", handler);
-    http.Post(".*", handler);
-    http.Put(".*", handler);
-    http.Patch(".*", handler);
-    http.Delete(".*", handler);
-    http.Options(".*", handler);
-
-    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      t_request = Clock::now();
-      t_request_set = true;
-      if (refused(req, res)) {
-        // Its body (if any) is unread: the connection must not be read further.
-        close_after_answer(req, res);
-        return httplib::Server::HandlerResponse::Handled;
-      }
-      // httplib 0.11 bounds a body by its Content-Length only: a chunked body would be read whole
-      // whatever its size, and a body-less POST without Content-Length (curl -X POST) waits for
-      // the read timeout. Refuse the first; answer the second now, as the empty body it is.
-      const bool may_have_body =
-          req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE";
-      if (!may_have_body || req.has_header("Content-Length"))
-        return httplib::Server::HandlerResponse::Unhandled;
-      if (lower(req.get_header_value("Transfer-Encoding")).find("chunked") != std::string::npos) {
-        send_error(res, 411, "chunked request bodies are not accepted: send the body with a Content-Length");
-        close_after_answer(req, res);  // the chunks are unread
-      } else {
-        dispatch(req, res);
-      }
-      return httplib::Server::HandlerResponse::Handled;
-    });
-    // Errors httplib answers itself (body too large, malformed request) get a JSON body too.
-    const int64_t max_body = options.max_body_bytes;
-    http.set_error_handler(
-        httplib::Server::HandlerWithResponse([max_body](const httplib::Request&, httplib::Response& res) {
-          if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-          std::string message;
-          switch (res.status) {
-            case 413:
-              message = "request body larger than the limit of " + std::to_string(max_body) + " bytes (" +
-                        std::to_string(max_body >> 20) + " MiB)";
-              break;
-            case 400:
-              message = "malformed HTTP request";
-              break;
-            case 414:
-              message = "request URI too long";
-              break;
-            case 404:
-              message = "no such path";
-              break;
-            default:
-              message = "HTTP status " + std::to_string(res.status);
-              break;
-          }
-          send_error(res, res.status, message);
-          return httplib::Server::HandlerResponse::Handled;
-        }));
-    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-      std::string what = "unknown exception";
-      try {
-        if (ep) std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      send_error(res, 500, "internal error: " + what);
-    });
-    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      end_connection(2 * options.max_body_bytes);  // when the answer asked for it
-      const bool timed = t_request_set;
-      t_request_set = false;
-      if (!options.log) return;
-      char ms[32] = "-";
-      if (timed) std::snprintf(ms, sizeof(ms), "%.1f ms", ms_since(t_request));
-      options.log(req.method + " " + req.path + " " + std::to_string(res.status) + " " + ms);
-    });
   }
 
   // ---- who may use it ----------------------------------------------------------------------
@@ -677,32 +563,17 @@ struct Server::Impl {
 
   // Answers (and returns true for) a request that may not be served: bad framing, a foreign
   // Host, another origin, no token.
-  bool refused(const httplib::Request& req, httplib::Response& res) {
-    // Framing first: a request whose length is ambiguous is not read at all.
-    const auto lengths = req.headers.equal_range("Content-Length");
-    int count = 0;
-    for (auto it = lengths.first; it != lengths.second; ++it) {
-      ++count;
-      const std::string& v = it->second;
-      if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos) {
-        send_error(res, 400, "Content-Length '" + printable_utf8(v) + "' is not a number of bytes");
-        return true;
-      }
-    }
-    if (count > 1) {
-      send_error(res, 400, "more than one Content-Length header: a request has one length");
-      return true;
-    }
-    const std::string host = req.get_header_value("Host");
+  bool refused(const http::Request& req, http::Response& res) {
+    const std::string host = req.header("Host");
     if (!host.empty() && !host_allowed(host)) {
       send_error(res, 421, "this server is not '" + printable_utf8(host) +
                                "' (a page reaching it under another name is refused; fervid serve --allow-host "
                                "adds a name)");
       return true;
     }
-    const std::string origin = lower(req.get_header_value("Origin"));
-    const std::string site = lower(req.get_header_value("Sec-Fetch-Site"));
-    const bool navigation = lower(req.get_header_value("Sec-Fetch-Mode")) == "navigate" && req.method == "GET";
+    const std::string origin = lower(req.header("Origin"));
+    const std::string site = lower(req.header("Sec-Fetch-Site"));
+    const bool navigation = lower(req.header("Sec-Fetch-Mode")) == "navigate" && req.method == "GET";
     if ((!origin.empty() && !origin_allowed(origin, host.empty() ? "127.0.0.1:" + std::to_string(bound_port) : host)) ||
         (origin.empty() && !navigation && (site == "cross-site" || site == "same-site"))) {
       send_error(res, 403, "requests from another site's page are refused (origin " +
@@ -713,7 +584,7 @@ struct Server::Impl {
     if (options.token.empty() || req.path == "/health") return false;
     const bool page = req.path == "/" || req.path == "/index.html";
     if (page && req.has_param("token")) {
-      if (!constant_time_equal(req.get_param_value("token"), options.token)) {
+      if (!constant_time_equal(req.param("token"), options.token)) {
         res.status = 401;
         res.set_content(kTokenPage, "text/html; charset=utf-8");
         return true;
@@ -759,7 +630,7 @@ struct Server::Impl {
 
   // ---- endpoints ----------------------------------------------------------------------------
 
-  void health(httplib::Response& res) {
+  void health(http::Response& res) {
     // Constructed only with a loaded model: answering at all means ready.
     send_json(res, 200,
               {{"status", "ok"},
@@ -770,7 +641,12 @@ struct Server::Impl {
                {"uptime_s", ms_since(started) / 1000}});
   }
 
-  void analyze(const httplib::Request& req, httplib::Response& res) {
+  // Skips work whose client has gone (its answer would be dropped).
+  static void check_cancelled(const std::atomic<bool>* cancelled) {
+    if (cancelled && *cancelled) throw HttpError(499, "the client closed the connection");
+  }
+
+  void analyze(const http::Request& req, http::Response& res, const std::atomic<bool>* cancelled) {
     std::string storage;
     const std::string& bytes = image_bytes(req, storage);
     static const std::vector<std::string> accepted = analyze_parameters();
@@ -782,13 +658,14 @@ struct Server::Impl {
     const RecipeOption* given = nullptr;
     for (const auto& o : face_recipe_options()) {
       if (!o.per_request || !req.has_param(o.name.c_str())) continue;
-      o.set_text(request, req.get_param_value(o.name.c_str()), "query parameter " + o.name);
+      o.set_text(request, req.param(o.name.c_str()), "query parameter " + o.name);
       given = &o;
     }
     check_face_recipe(request, recipe_query_where());
     if (whole && given)
       throw HttpError(400, "query parameter " + given->name + " does not apply to whole_image=1 (no detection)");
     SlotGuard slot(slots);
+    check_cancelled(cancelled);
     const auto t0 = Clock::now();
     const cv::Mat image = decode(bytes, "upload");
     std::vector<FaceExpression> faces;
@@ -866,30 +743,10 @@ struct Server::Impl {
             {"full_scan_every", v.full_scan_every}};
   }
 
-  void create_session(const httplib::Request& req, httplib::Response& res) {
+  void create_session(const http::Request& req, http::Response& res) {
     check_params(req, {});
-    VideoOptions vo = options.video;
     if (req.body.size() > 4096) throw HttpError(413, "session options: more than 4096 bytes of JSON");
-    if (!req.body.empty()) {
-      const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-      if (body.is_discarded() || !body.is_object())
-        throw HttpError(400,
-                        "session options: expected a JSON object such as {\"every\": 2, \"smooth\": 0.6}");
-      for (const auto& [key, value] : body.items()) {
-        const bool integer = key != "smooth";
-        if (key != "every" && key != "smooth" && key != "min_hits" && key != "full_scan_every")
-          throw HttpError(400, "session options: unknown field '" + key +
-                                   "' (accepted: every, smooth, min_hits, full_scan_every)");
-        if (integer ? !value.is_number_integer() : !value.is_number())
-          throw HttpError(400, "session options: " + key + " must be " +
-                                   (integer ? "an integer" : "a number") + ", got " + dump_json(value));
-        if (key == "every") vo.detect_every = value.get<int>();
-        if (key == "smooth") vo.smoothing = value.get<double>();
-        if (key == "min_hits") vo.min_hits = value.get<int>();
-        if (key == "full_scan_every") vo.full_scan_every = value.get<int>();
-      }
-    }
-    vo.validate();  // invalid_argument naming the field -> 400
+    const VideoOptions vo = session_options_from_json(req.body, options.video);
     std::string id;
     {
       std::lock_guard<std::mutex> lock(sessions_mutex);
@@ -921,7 +778,8 @@ struct Server::Impl {
     send_json(res, 201, out);
   }
 
-  void frame(const std::string& id, const httplib::Request& req, httplib::Response& res) {
+  void frame(const std::string& id, const http::Request& req, http::Response& res,
+             const std::atomic<bool>* cancelled) {
     std::string storage;
     const std::string& bytes = image_bytes(req, storage);
     check_params(req, {"t"});
@@ -931,6 +789,7 @@ struct Server::Impl {
     // Session first, then a worker slot: a frame waiting for its session holds no slot.
     std::lock_guard<std::mutex> lock(session->mutex);
     SlotGuard slot(slots);
+    check_cancelled(cancelled);
     const auto t0 = Clock::now();
     const cv::Mat image = decode(bytes, "frame");
     // Taken under the session's lock: times stay non-decreasing whatever order frames arrive in.
@@ -989,13 +848,13 @@ struct Server::Impl {
     return out;
   }
 
-  void session_summary(const std::string& id, httplib::Response& res) {
+  void session_summary(const std::string& id, http::Response& res) {
     SessionUse session(*this, id);
     std::lock_guard<std::mutex> lock(session->mutex);
     send_json(res, 200, summary_json(*session));
   }
 
-  void delete_session(const std::string& id, httplib::Response& res) {
+  void delete_session(const std::string& id, http::Response& res) {
     json out;
     {
       SessionUse session(*this, id);
@@ -1014,59 +873,16 @@ struct Server::Impl {
 
   int bind() {
     std::lock_guard<std::mutex> lock(run_mutex);
-    if (bound_port > 0) return bound_port;
-    errno = 0;
-    int port = -1;
-    if (options.port == 0)
-      port = http.bind_to_any_port(options.host);
-    else if (http.bind_to_port(options.host, options.port))
-      port = options.port;
-    if (port <= 0) {
-      const int err = errno;
-      std::string why = err == EADDRINUSE ? "the port is already in use"
-                        : err != 0        ? std::strerror(err)
-                                          : "cannot resolve or bind the address";
-      throw std::runtime_error("cannot listen on " + options.host + " port " + std::to_string(options.port) +
-                               ": " + why);
-    }
-    bound_port = port;
-    return port;
+    if (bound_port == 0) bound_port = http.bind(options.host, options.port);
+    return bound_port;
   }
 
   void run() {
-    // httplib sends without MSG_NOSIGNAL: a client hanging up mid-answer raises SIGPIPE, whose
-    // default action ends the process. Ignore it unless the program chose a handler itself.
-    struct sigaction current {};
-    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL)
-      ::signal(SIGPIPE, SIG_IGN);
     bind();
-    {
-      std::lock_guard<std::mutex> lock(run_mutex);
-      if (stop_requested || ran) return;
-      running = ran = true;
-    }
-    http.listen_after_bind();
-    {
-      std::lock_guard<std::mutex> lock(run_mutex);
-      running = false;
-    }
-    run_cv.notify_all();
+    http.run();
   }
 
-  void stop() {
-    std::unique_lock<std::mutex> lock(run_mutex);
-    stop_requested = true;
-    // run() may be between marking itself running and httplib starting to listen: httplib's
-    // stop() does nothing until then, so wait for that moment (microseconds) and stop once.
-    while (running && !http_stopped) {
-      if (http.is_running()) {
-        http.stop();
-        http_stopped = true;
-      } else {
-        run_cv.wait_for(lock, std::chrono::milliseconds(1));
-      }
-    }
-  }
+  void stop() { http.stop(); }
 };
 
 Server::Server(std::shared_ptr<const Analyzer> analyzer, ServerOptions options)
