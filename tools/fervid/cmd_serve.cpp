@@ -100,6 +100,37 @@ void add_serve_command(CLI::App& app, const GlobalOptions& global) {
                   "Requests analysed at once; with --threads 0 each gets cores / workers intra-op threads")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd->add_option("--http-threads", f->server.http_threads,
+                  "Requests handled at once (waiting for a session or a worker included)")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cmd->add_option("--queue", f->server.queue_depth,
+                  "Requests waiting for a thread; beyond it the answer is 503 with Retry-After")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
+  cmd->add_option("--max-connections", f->server.max_connections, "Connections open at once (503 beyond)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--max-requests-per-connection", f->server.max_requests_per_connection,
+                  "Requests on one kept-alive connection before it is closed")
+      ->check(CLI::Range(1, 100000000))
+      ->capture_default_str();
+  cmd->add_option("--header-timeout", f->server.header_timeout_s,
+                  "Seconds from a request's first byte to the end of its header (408 after)")
+      ->check(CLI::Range(0.001, 86400.0))
+      ->capture_default_str();
+  cmd->add_option("--body-timeout", f->server.body_timeout_s,
+                  "Seconds from the end of a header to the end of its body (408 after)")
+      ->check(CLI::Range(0.001, 86400.0))
+      ->capture_default_str();
+  cmd->add_option("--idle-timeout", f->server.idle_timeout_s,
+                  "Seconds a kept-alive connection may wait for its next request")
+      ->check(CLI::Range(0.001, 86400.0))
+      ->capture_default_str();
+  cmd->add_option("--write-timeout", f->server.write_timeout_s,
+                  "Seconds a client may take to receive an answer before the connection is closed")
+      ->check(CLI::Range(0.001, 86400.0))
+      ->capture_default_str();
   cmd->add_option("--token", f->server.token,
                   "Access token every request must carry (the printed URL sets it in the browser); 'random': "
                   "make one. Required unless --host is loopback");
